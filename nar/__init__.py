@@ -1,0 +1,1 @@
+"""The Neural Architecture Ranker: model, training, evaluation and search by sampling."""
