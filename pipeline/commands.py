@@ -1,4 +1,5 @@
-"""Click commands of this package; ``cli.py`` registers everything in ``COMMANDS``."""
-import click  # noqa: F401
+"""Click commands of the data pipeline; ``cli.py`` registers everything in ``COMMANDS``."""
+from pipeline.build_cli import COMMANDS as _BUILD
+from pipeline.encode_cli import COMMANDS as _ENCODE
 
-COMMANDS = []
+COMMANDS = [*_BUILD, *_ENCODE]

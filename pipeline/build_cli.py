@@ -1,0 +1,2 @@
+"""Click command(s) of this stage; ``pipeline/commands.py`` collects ``COMMANDS``."""
+COMMANDS = []
