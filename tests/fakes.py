@@ -1,0 +1,97 @@
+"""Tiny fake benchmarks written straight into the store format, for fast unit tests.
+
+The features follow the ReNAS layout (channel 0 structure, then FLOPs/params patches) but the
+FLOPs/params values are simple proxies, not NAR's exact conventions, and NB101 hashes are not
+NAS-Bench-101 hashes. Accuracy is a known, noisy function of the structure, so a ranker that
+learns anything gets a clearly positive Kendall tau. Use the real tables for exactness tests.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from cache.store import StoreWriter
+
+# conv3x3 > conv1x1 > pool > skip > none, roughly as in NAS-Bench-201
+_OP_VALUE_201 = np.array([-1.5, 0.4, 1.0, 1.8, 0.1])
+_EDGES_201 = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
+
+
+def fake_store_201(path, n=400, seed=0, datasets=("cifar10", "cifar100")):
+    """Write a fake NB201 store of ``n`` distinct cells; returns the path."""
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(5 ** 6, size=n, replace=False)).astype(np.int32)
+    ops = np.stack([(index // 5 ** k) % 5 for k in range(6)], axis=1).astype(np.int8)
+    adj = np.zeros((n, 4, 4), np.int8)
+    for e, (i, j) in enumerate(_EDGES_201):
+        adj[:, i, j] = ops[:, e]
+    names = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    keys = np.array([("|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*[names[o] for o in row[[0, 1, 2, 3, 4, 5]]]))
+                     for row in ops], dtype="S80")
+    counts = np.stack([(ops == k).sum(1) for k in range(5)], axis=1).astype(np.int16)
+    w = np.where(ops == 3, 9, np.where(ops == 2, 1, 0))  # conv kernel area as a params proxy
+    quality = _OP_VALUE_201[ops].sum(1) + 0.8 * (ops[:, 5] != 0) + 0.6 * (ops[:, 3] != 0)
+    with StoreWriter(path, n, "201", {"source_path": "fake", "source_sha256": "0" * 64,
+                                      "sha256_verified": False}) as wr:
+        wr.put("key", keys)
+        wr.put("index", index)
+        wr.put("adjacency", adj)
+        wr.put("op_counts", counts)
+        for d, ds in enumerate(datasets):
+            c = 16 * np.array([1] * 5 + [2] * 5 + [4] * 5)
+            feats = np.zeros((n, 31, 4, 4), np.float32)
+            feats[:, 0] = adj
+            for cell in range(15):
+                for e, (i, j) in enumerate(_EDGES_201):
+                    p = w[:, e] * c[cell] ** 2 + 2 * c[cell] * (w[:, e] > 0)
+                    feats[:, 1 + 2 * cell, i, j] = p * (1024 // (c[cell] // 16) ** 2)
+                    feats[:, 2 + 2 * cell, i, j] = p
+            acc = 60 + 5 * quality + rng.normal(0, 1.0, n) - 10 * d
+            wr.put(f"data/{ds}/features", feats)
+            wr.put(f"data/{ds}/flops", feats[:, 1::2].sum((1, 2, 3)).astype(np.int64))
+            wr.put(f"data/{ds}/params", feats[:, 2::2].sum((1, 2, 3)).astype(np.int64))
+            wr.put(f"data/{ds}/val_acc", (acc + rng.normal(0, 0.5, n)).astype(np.float32))
+            wr.put(f"data/{ds}/test_acc", acc.astype(np.float32))
+        return wr.commit()
+
+
+def fake_store_101(path, n=400, seed=0):
+    """Write a fake NB101 store of ``n`` random 7-vertex cells (fake hashes); returns the path."""
+    rng = np.random.default_rng(seed)
+    adj = np.zeros((n, 7, 7), np.int8)
+    iu = np.triu_indices(7, 1)
+    for a in range(n):  # test fixture only: a chain plus random extra edges, <= 9 edges
+        m = np.zeros((7, 7), np.int8)
+        m[np.arange(6), np.arange(1, 7)] = 1
+        extra = rng.choice(len(iu[0]), size=rng.integers(0, 4), replace=False)
+        m[iu[0][extra], iu[1][extra]] = 1
+        adj[a] = m
+    ops = np.zeros((n, 7), np.int8)
+    ops[:, 0], ops[:, 6] = 1, 5
+    ops[:, 1:6] = rng.integers(2, 5, size=(n, 5))
+    keys = np.array([hashlib.md5(adj[a].tobytes() + ops[a].tobytes()).hexdigest() for a in range(n)],
+                    dtype="S32")
+    feats = np.zeros((n, 19, 7, 7), np.float32)
+    feats[:, 0] = adj * ops[:, None, :]
+    vflops = np.where(ops == 3, 9.0, np.where(ops == 2, 1.0, np.where(ops == 4, 0.1, 0.0)))
+    for m in range(9):
+        scale = 1 + m // 3
+        feats[:, 1 + 2 * m] = adj * vflops[:, None, :] * scale
+        feats[:, 2 + 2 * m] = adj * vflops[:, None, :] * scale ** 2
+    quality = (ops == 3).sum(1) * 1.0 + 0.5 * adj.sum((1, 2)) - 0.7 * (ops == 4).sum(1)
+    acc = 85 + 1.5 * quality + rng.normal(0, 0.8, n)
+    with StoreWriter(path, n, "101", {"source_path": "fake", "source_sha256": "0" * 64,
+                                      "sha256_verified": False}) as wr:
+        wr.put("key", keys)
+        wr.put("index", np.arange(n, dtype=np.int32))
+        wr.put("adjacency", adj)
+        wr.put("ops", ops)
+        wr.put("n_vertices", np.full(n, 7, np.int8))
+        wr.put("data/cifar10/features", feats)
+        wr.put("data/cifar10/flops", (feats[:, 1::2].sum((1, 2, 3)) * 1e7).astype(np.int64))
+        wr.put("data/cifar10/params", (feats[:, 2::2].sum((1, 2, 3)) * 1e5).astype(np.int64))
+        wr.put("data/cifar10/val_acc", acc.astype(np.float32))
+        wr.put("data/cifar10/test_acc", (acc + rng.normal(0, 0.3, n)).astype(np.float32))
+        wr.put("data/cifar10/training_time", rng.uniform(500, 3000, n).astype(np.float32))
+        return wr.commit()
