@@ -1,0 +1,381 @@
+"""The NAS-Bench-101 search space: cell validation, pruning, the module hash, enumeration.
+
+A cell is an upper-triangular 0/1 adjacency matrix (n x n, n <= 7, at most 9 edges) with a
+list of n op names, first ``input``, last ``output``, the others from :data:`OPS`.
+:func:`module_hash` is NAS-Bench-101's isomorphism-invariant fingerprint; :func:`load_space`
+gives the 423,624 unique cells, sorted by hash, with the same representative matrix and ops
+NAS-Bench-101 stores (the first one met in its generation order).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cache.store import CACHE_DIR, OP_CODES_101, OP_NAMES_101
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+
+OPS = ["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"]
+INPUT = "input"
+OUTPUT = "output"
+MAX_VERTICES = 7
+MAX_EDGES = 9
+N_CELLS = 423624
+VERTEX_HISTOGRAM = {2: 1, 3: 6, 4: 84, 5: 2441, 6: 62010, 7: 359082}
+
+_LABEL = {INPUT: -1, OUTPUT: -2, **{op: i for i, op in enumerate(OPS)}}
+# store op code of the hash label of an interior vertex (index in OPS)
+_CODE_OF_LABEL = np.array([OP_CODES_101[op] for op in OPS], np.int8)
+_CACHE_NAME = "nb101_space.npz"
+_CACHE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- single cells
+def _as_matrix(matrix, ops) -> np.ndarray:
+    """Square 0/1 strictly upper-triangular int8 matrix matching ``ops`` in length."""
+    try:
+        m = np.asarray(matrix)
+    except Exception as e:  # ragged nested lists
+        raise NarError(f"adjacency matrix is not a rectangular array ({e}); give n x n 0/1 rows") from e
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise NarError(f"adjacency matrix has shape {m.shape}, not square; give an n x n matrix")
+    if not np.issubdtype(m.dtype, np.number) and m.dtype != bool:
+        raise NarError(f"adjacency matrix has non-numeric entries ({m.dtype}); use 0/1")
+    bad = np.argwhere((m != 0) & (m != 1))
+    if len(bad):
+        i, j = bad[0]
+        raise NarError(f"adjacency entry ({i}, {j}) is {m[i, j]!r}, not 0/1; use 0/1 entries only")
+    m = m.astype(np.int8)
+    low = np.argwhere(np.tril(m) != 0)
+    if len(low):
+        i, j = low[0]
+        raise NarError(f"adjacency has edge ({i}, {j}) on or below the diagonal, so the cell is not "
+                       "upper-triangular (vertices must be in topological order, no cycles)")
+    if len(ops) != m.shape[0]:
+        raise NarError(f"{len(ops)} ops for a {m.shape[0]}x{m.shape[0]} matrix; give one op per vertex")
+    return m
+
+
+def validate_cell(matrix, ops) -> None:
+    """Raise NarError naming the first problem of the cell; return None when it is valid."""
+    ops = list(ops)
+    m = _as_matrix(matrix, ops)
+    n = m.shape[0]
+    if n < 2:
+        raise NarError(f"cell has {n} vertices; it needs at least input and output")
+    if n > MAX_VERTICES:
+        raise NarError(f"cell has {n} vertices, more than {MAX_VERTICES}; prune it or drop vertices")
+    if int(m.sum()) > MAX_EDGES:
+        raise NarError(f"cell has {int(m.sum())} edges, more than {MAX_EDGES}; prune it or drop edges")
+    if ops[0] != INPUT:
+        raise NarError(f"op 0 is {ops[0]!r}; the first op must be {INPUT!r}")
+    if ops[-1] != OUTPUT:
+        raise NarError(f"op {n - 1} is {ops[-1]!r}; the last op must be {OUTPUT!r}")
+    for i, op in enumerate(ops[1:-1], start=1):
+        if op not in OPS:
+            raise NarError(f"op {i} is {op!r}, unknown; interior ops must be one of {', '.join(OPS)}")
+
+
+def prune(matrix, ops):
+    """Drop vertices not on an input->output path; returns (int8 matrix, op list).
+
+    Raises NarError when the output cannot be reached from the input. Size limits are not
+    checked here (call :func:`validate_cell` on the result)."""
+    ops = list(ops)
+    m = _as_matrix(matrix, ops)
+    n = m.shape[0]
+    if n < 2:
+        raise NarError(f"cell has {n} vertices; it needs at least input and output")
+    fwd = np.zeros(n, bool)
+    fwd[0] = True
+    for v in range(1, n):  # topological order: reached if a reached predecessor feeds it
+        fwd[v] = bool((m[:v, v] & fwd[:v]).any())
+    bwd = np.zeros(n, bool)
+    bwd[n - 1] = True
+    for v in range(n - 2, -1, -1):
+        bwd[v] = bool((m[v, v + 1:] & bwd[v + 1:]).any())
+    if not fwd[n - 1]:
+        raise NarError("the output vertex cannot be reached from the input; the cell computes "
+                       "nothing (add an input->output path)")
+    keep = np.flatnonzero(fwd & bwd)
+    return m[np.ix_(keep, keep)].copy(), [ops[i] for i in keep]
+
+
+def _md5(s: str) -> str:
+    return hashlib.md5(s.encode("utf-8")).hexdigest()
+
+
+def _fingerprint(m: np.ndarray, labels) -> str:
+    """NAS-Bench-101's iterated-MD5 hash of a 0/1 matrix with integer labels."""
+    n = len(labels)
+    out_deg = m.sum(axis=1).tolist()
+    in_deg = m.sum(axis=0).tolist()
+    ins = [np.flatnonzero(m[:, v]).tolist() for v in range(n)]
+    outs = [np.flatnonzero(m[v, :]).tolist() for v in range(n)]
+    h = [_md5(str((int(out_deg[v]), int(in_deg[v]), int(labels[v])))) for v in range(n)]
+    for _ in range(n):
+        h = [_md5("".join(sorted([h[w] for w in ins[v]])) + "|"
+                  + "".join(sorted([h[w] for w in outs[v]])) + "|" + h[v]) for v in range(n)]
+    return _md5(str(sorted(h)))
+
+
+def module_hash(matrix, ops) -> str:
+    """NAS-Bench-101 module hash (32 hex) of a cell, as given (prune it first if needed)."""
+    ops = list(ops)
+    m = _as_matrix(matrix, ops)
+    try:
+        labels = [_LABEL[op] for op in ops]
+    except KeyError as e:
+        raise NarError(f"unknown op {e.args[0]!r}; ops must be input, output or one of {', '.join(OPS)}") from None
+    return _fingerprint(m, labels)
+
+
+# --------------------------------------------------------------------------- rows of the space
+def cell_to_row(matrix, ops):
+    """(matrix, op names) -> ((7, 7) int8 adjacency in the top-left block, (7,) int8 op codes, n)."""
+    ops = list(ops)
+    m = _as_matrix(matrix, ops)
+    n = m.shape[0]
+    if n > MAX_VERTICES:
+        raise NarError(f"cell has {n} vertices, more than {MAX_VERTICES}; prune it first")
+    adj = np.zeros((MAX_VERTICES, MAX_VERTICES), np.int8)
+    adj[:n, :n] = m
+    codes = np.zeros(MAX_VERTICES, np.int8)
+    for i, op in enumerate(ops):
+        if op not in OP_CODES_101:
+            raise NarError(f"op {i} is {op!r}, unknown; use input, output or one of {', '.join(OPS)}")
+        codes[i] = OP_CODES_101[op]
+    return adj, codes, n
+
+
+def row_to_cell(adjacency, ops, n_vertices=None):
+    """A space/store row -> (n x n int8 matrix, op-name list); n defaults to the nonzero op codes."""
+    codes = np.asarray(ops)
+    n = int(np.count_nonzero(codes)) if n_vertices is None else int(n_vertices)
+    try:
+        names = [OP_NAMES_101[int(c)] for c in codes[:n]]
+    except KeyError as e:
+        raise NarError(f"op code {e.args[0]} is unknown; codes are {OP_NAMES_101}") from None
+    return np.asarray(adjacency)[:n, :n].astype(np.int8), names
+
+
+@dataclass
+class Space:
+    """The unique NB101 cells sorted by hash (arrays as described in the module docstring)."""
+    hashes: np.ndarray      # (N,) S32
+    adjacency: np.ndarray   # (N, 7, 7) int8, n x n matrix in the top-left block
+    ops: np.ndarray         # (N, 7) int8, cache.store.OP_CODES_101, 0 = no vertex
+    n_vertices: np.ndarray  # (N,) int8
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def find(self, hashes) -> np.ndarray:
+        """Row index of each hash (str/bytes, scalar or array); -1 where not in the space."""
+        q = np.atleast_1d(np.asarray(hashes)).astype("S32")
+        pos = np.searchsorted(self.hashes, q)
+        pos_c = np.minimum(pos, len(self.hashes) - 1)
+        return np.where(self.hashes[pos_c] == q, pos_c, -1).astype(np.int64)
+
+    def cell(self, i: int):
+        """(matrix, op names) of row ``i``."""
+        return row_to_cell(self.adjacency[i], self.ops[i], self.n_vertices[i])
+
+
+# --------------------------------------------------------------------------- enumeration
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_SALT = [np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xD6E8FEB86659FD93, 0xA0761D6478BD642F)]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+def _edge_bit(x: int, y: int) -> int:
+    """Bit of NAS-Bench-101's generation counter that holds edge (x, y), x < y."""
+    return x + y * (y - 1) // 2
+
+
+def _full_dags(v: int) -> np.ndarray:
+    """Counters ``bits`` (generation order) of the v-vertex matrices NAS-Bench-101 keeps."""
+    bits = np.arange(2 ** (v * (v - 1) // 2), dtype=np.int64)
+    pop = np.zeros(len(bits), np.int64)
+    for b in range(v * (v - 1) // 2):
+        pop += (bits >> b) & 1
+    keep = pop <= MAX_EDGES
+    for u in range(v):
+        out_mask = sum(1 << _edge_bit(u, y) for y in range(u + 1, v))
+        in_mask = sum(1 << _edge_bit(x, u) for x in range(u))
+        if u < v - 1:
+            keep &= (bits & out_mask) != 0
+        if u > 0:
+            keep &= (bits & in_mask) != 0
+    return bits[keep]
+
+
+def _matrices(bits: np.ndarray, v: int) -> np.ndarray:
+    m = np.zeros((len(bits), v, v), np.int8)
+    for y in range(v):
+        for x in range(y):
+            m[:, x, y] = (bits >> _edge_bit(x, y)) & 1
+    return m
+
+
+def _labellings(v: int) -> np.ndarray:
+    """(3^(v-2), v) labels in itertools.product order, -1 input / -2 output at the ends."""
+    combos = list(itertools.product(range(len(OPS)), repeat=v - 2))
+    inner = np.array(combos, np.int64).reshape(len(combos), v - 2)
+    return np.concatenate([np.full((len(inner), 1), -1), inner, np.full((len(inner), 1), -2)], axis=1)
+
+
+def _int_fingerprints(mats: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """64-bit analogue of :func:`_fingerprint` for every (matrix, labelling) pair.
+
+    Same refinement (seed from degrees and label, V rounds over the multisets of in- and
+    out-neighbour values, sorted final multiset) with splitmix64 instead of MD5, so it splits
+    graphs exactly as the MD5 hash does barring 64-bit collisions. Returns (M, L) uint64."""
+    n_m, v, _ = mats.shape
+    a = mats.astype(bool)
+    out_deg = mats.sum(2).astype(np.int64)[:, None, :]   # (M, 1, V)
+    in_deg = mats.sum(1).astype(np.int64)[:, None, :]
+    seed = out_deg * 64 + in_deg * 8 + (labels[None, :, :] + 2)  # (M, L, V), injective
+    h = _mix(seed.astype(np.uint64) + _SALT[0])
+    edges = [(x, y) for y in range(v) for x in range(y)]
+    for _ in range(v):
+        g = _mix(h ^ _SALT[1])
+        s_in = np.zeros_like(h)
+        s_out = np.zeros_like(h)
+        for x, y in edges:
+            e = a[:, x, y]
+            if not e.any():
+                continue
+            on = e[:, None]
+            s_in[:, :, y] += np.where(on, g[:, :, x], np.uint64(0))
+            s_out[:, :, x] += np.where(on, g[:, :, y], np.uint64(0))
+        h = _mix(_mix(_mix(s_in + _SALT[2]) ^ s_out) ^ h)
+    h.sort(axis=2)
+    fp = np.full(h.shape[:2], np.uint64(v), np.uint64)
+    for k in range(v):
+        fp = _mix(fp ^ h[:, :, k])
+    return fp
+
+
+def _md5_batch(v: int, bits: np.ndarray, labels: np.ndarray) -> list[str]:
+    mats = _matrices(bits, v)
+    return [_fingerprint(m, lab) for m, lab in zip(mats, labels.tolist())]
+
+
+def enumerate_space(n_jobs: int = 2, chunk: int = 2000) -> Space:
+    """Generate the whole space as NAS-Bench-101 did; returns it sorted by hash.
+
+    Deduplicates with the 64-bit refinement, then computes the MD5 hash of each unique
+    cell (``n_jobs`` processes) and checks that both hashes count the same cells."""
+    from joblib import Parallel, delayed
+
+    fps, order_v, order_bits, order_lab = [], [], [], []
+    for v in range(2, MAX_VERTICES + 1):
+        bits = _full_dags(v)
+        labels = _labellings(v)
+        for start in range(0, len(bits), chunk):
+            b = bits[start:start + chunk]
+            fp = _int_fingerprints(_matrices(b, v), labels)   # (M, L): generation order
+            fps.append(fp.ravel())
+            order_v.append(np.full(fp.size, v, np.int8))
+            order_bits.append(np.repeat(b, len(labels)))
+            order_lab.append(np.tile(np.arange(len(labels), dtype=np.int32), len(b)))
+        log.info("V=%d: %d matrices x %d labellings", v, len(bits), len(labels))
+    fps = np.concatenate(fps)
+    _, first = np.unique(fps, return_index=True)  # first occurrence in generation order
+    first.sort()
+    log.info("%d labelled graphs, %d unique by the 64-bit hash", len(fps), len(first))
+    rep_v = np.concatenate(order_v)[first]
+    rep_bits = np.concatenate(order_bits)[first]
+    rep_lab = np.concatenate(order_lab)[first]
+    del fps, order_v, order_bits, order_lab
+
+    tasks = []
+    for v in range(2, MAX_VERTICES + 1):
+        sel = np.flatnonzero(rep_v == v)
+        labels = _labellings(v)
+        for part in np.array_split(sel, max(1, min(len(sel), 8 * max(1, n_jobs)))):
+            if len(part):
+                tasks.append((part, v, rep_bits[part], labels[rep_lab[part]]))
+    results = Parallel(n_jobs=n_jobs)(delayed(_md5_batch)(v, b, lab) for _, v, b, lab in tasks)
+
+    n = len(first)
+    hashes = np.empty(n, "S32")
+    adjacency = np.zeros((n, MAX_VERTICES, MAX_VERTICES), np.int8)
+    ops = np.zeros((n, MAX_VERTICES), np.int8)
+    for (part, v, b, lab), res in zip(tasks, results):
+        hashes[part] = np.array(res, "S32")
+        adjacency[part, :v, :v] = _matrices(b, v)
+        ops[part, 0] = OP_CODES_101[INPUT]
+        ops[part, v - 1] = OP_CODES_101[OUTPUT]
+        ops[part, 1:v - 1] = _CODE_OF_LABEL[lab[:, 1:v - 1]]
+    n_md5 = len(np.unique(hashes))
+    if n_md5 != n:
+        raise RuntimeError(f"64-bit dedup found {n} cells but MD5 found {n_md5}: hash collision")
+    idx = np.argsort(hashes)
+    return Space(hashes[idx], adjacency[idx], ops[idx], rep_v[idx].astype(np.int8))
+
+
+# --------------------------------------------------------------------------- on-disk cache
+def _check_space(space: Space) -> str | None:
+    """Why ``space`` is not a valid full enumeration, or None."""
+    if len(space.hashes) != N_CELLS:
+        return f"{len(space.hashes)} cells, expected {N_CELLS}"
+    if (space.hashes.dtype != np.dtype("S32") or space.adjacency.shape != (N_CELLS, 7, 7)
+            or space.ops.shape != (N_CELLS, 7) or space.n_vertices.shape != (N_CELLS,)):
+        return "wrong array shapes or dtypes"
+    if not np.all(space.hashes[1:] > space.hashes[:-1]):
+        return "hashes not sorted and unique"
+    vs, counts = np.unique(space.n_vertices, return_counts=True)
+    if dict(zip(vs.tolist(), counts.tolist())) != VERTEX_HISTOGRAM:
+        return "vertex-count histogram differs"
+    return None
+
+
+def load_space(cache_dir=None, n_jobs: int = 2) -> Space:
+    """The enumerated space, read from ``<cache_dir>/nb101_space.npz`` or built and written there.
+
+    ``cache_dir`` defaults to ``$NAR_CACHE_DIR`` or the repository's ``cache/`` folder; pass
+    ``False`` to build without touching the disk. A cache that fails validation is rebuilt."""
+    if cache_dir is False:
+        return enumerate_space(n_jobs=n_jobs)
+    folder = Path(cache_dir if cache_dir is not None else os.environ.get("NAR_CACHE_DIR", CACHE_DIR))
+    path = folder / _CACHE_NAME
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if int(z["version"]) == _CACHE_VERSION:
+                    space = Space(z["hashes"], z["adjacency"], z["ops"], z["n_vertices"])
+                    why = _check_space(space)
+                    if why is None:
+                        return space
+                else:
+                    why = f"cache version {int(z['version'])}"
+        except (OSError, ValueError, KeyError) as e:
+            why = f"unreadable ({e})"
+        log.warning("ignoring space cache %s: %s; rebuilding", path, why)
+    space = enumerate_space(n_jobs=n_jobs)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{_CACHE_NAME}.tmp{os.getpid()}.npz"
+        np.savez(tmp, version=_CACHE_VERSION, hashes=space.hashes, adjacency=space.adjacency,
+                 ops=space.ops, n_vertices=space.n_vertices)
+        os.replace(tmp, path)
+        log.info("wrote space cache %s", path)
+    except OSError as e:
+        log.warning("could not write space cache %s: %s", path, e)
+    return space
