@@ -1,0 +1,346 @@
+"""Baseline accuracy predictors on one-hot cells: LightGBM, XGBoost and a small MLP.
+
+A tiny registry: ``create_baseline(name, bench, seed=0, **kw)`` builds one; every baseline
+has ``.fit(store, idx, y)`` and ``.predict(store, idx) -> scores`` (higher = better) where
+``store`` is a :class:`cache.store.Store` and ``idx`` are its row indices, and
+``.save(path)`` / :func:`load_baseline` for checkpoints (joblib; load only files you trust).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import joblib
+import numpy as np
+from scipy import stats
+
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+
+_REGISTRY: dict[str, type] = {}
+CHECKPOINT_VERSION = 1
+N_OPS_201 = 5
+INTERIOR_OP_CODES_101 = (2, 3, 4)  # conv1x1, conv3x3, maxpool (see cache.store.OP_CODES_101)
+_TRIU_7 = np.triu_indices(7, 1)
+_EDGES_201 = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+
+
+def register_baseline(name: str):
+    """Class decorator: make the class available to :func:`create_baseline` as ``name``."""
+    def deco(cls):
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def list_baselines() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_baseline(name: str, bench: str, seed: int = 0, **kw):
+    """A new, unfitted baseline ``name`` for bench "101" or "201"; ``kw`` go to the model."""
+    if name not in _REGISTRY:
+        raise NarError(f"unknown baseline {name!r}; choose one of {', '.join(list_baselines())}")
+    if str(bench) not in ("101", "201"):
+        raise NarError(f"unknown bench {bench!r}: use 101 or 201")
+    return _REGISTRY[name](str(bench), int(seed), **kw)
+
+
+def _padded_cells_101(adj: np.ndarray, ops: np.ndarray, n_vertices: np.ndarray):
+    """Move each cell's output vertex to index 6 (zero rows/columns inserted before it), as in
+    the ReNAS tensor. Returns the (N, 7, 7) adjacency and (N, 7) op codes."""
+    n = len(adj)
+    nv = n_vertices.astype(np.int64)
+    if n and (nv.min() < 2 or nv.max() > 7):
+        bad = int(np.flatnonzero((nv < 2) | (nv > 7))[0])
+        raise NarError(f"NB101 row {bad} has {nv[bad]} vertices; a cell has 2..7 (rebuild the store)")
+    pos = np.arange(7)[None, :]
+    src = np.where(pos < (nv - 1)[:, None], pos, 7)  # 7 = an all-zero padding vertex
+    src[:, 6] = nv - 1
+    adj8 = np.zeros((n, 8, 8), np.int8)
+    adj8[:, :7, :7] = adj
+    ops8 = np.zeros((n, 8), np.int8)
+    ops8[:, :7] = ops
+    rows = np.arange(n)[:, None]
+    return adj8[rows[:, :, None], src[:, :, None], src[:, None, :]], ops8[rows, src]
+
+
+def onehot_features(store, idx) -> np.ndarray:
+    """Structure-only features of rows ``idx`` of ``store`` (float32, (len(idx), F)).
+
+    NB101 (F = 36): the 21 upper-triangular adjacency entries of the cell padded so that the
+    output is vertex 6, then a one-hot (conv1x1, conv3x3, maxpool) for interior vertices 1..5
+    (all zero for padding). NB201 (F = 30): one-hot of the op (none, skip, conv1x1, conv3x3,
+    avg pool) on each of the 6 edges in architecture-string order.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    if idx.ndim != 1:
+        raise NarError(f"idx must be a 1-D array of row indices, got shape {idx.shape}")
+    if len(idx) and (idx.min() < 0 or idx.max() >= store.n):
+        raise NarError(f"row index {idx.max() if idx.max() >= store.n else idx.min()} is outside "
+                       f"store {store.path} ({store.n} rows)")
+    if store.bench == "101":
+        adj, ops = _padded_cells_101(store.array("adjacency")[idx], store.array("ops")[idx],
+                                     store.array("n_vertices")[idx])
+        edge = adj[:, _TRIU_7[0], _TRIU_7[1]].astype(np.float32)
+        inner = ops[:, 1:6]
+        onehot = (inner[:, :, None] == np.array(INTERIOR_OP_CODES_101)[None, None, :])
+        return np.concatenate([edge, onehot.reshape(len(idx), -1).astype(np.float32)], axis=1)
+    if store.bench == "201":
+        adj = store.array("adjacency")[idx]
+        edge_ops = np.stack([adj[:, i, j] for i, j in _EDGES_201], axis=1)
+        if edge_ops.size and (edge_ops.min() < 0 or edge_ops.max() >= N_OPS_201):
+            raise NarError(f"store {store.path}: NB201 op index outside 0..4 (rebuild the store)")
+        onehot = edge_ops[:, :, None] == np.arange(N_OPS_201)[None, None, :]
+        return onehot.reshape(len(idx), -1).astype(np.float32)
+    raise NarError(f"store {store.path} has unknown bench {store.bench!r}")
+
+
+class Baseline:
+    """Common fit/predict/save logic; subclasses implement ``_fit``, ``_predict``,
+    ``_get_state`` and ``_set_state`` on feature matrices.
+
+    ``target="raw"`` regresses the accuracy itself; ``target="rank"`` regresses its rank
+    share within the training sample (ties averaged), which ignores how far the failed cells
+    (10% accuracy) lie below the rest and ranks clearly better."""
+
+    name = "base"
+
+    TARGETS = ("raw", "rank")
+
+    def __init__(self, bench: str, seed: int = 0, target: str = "raw", **kw):
+        if target not in self.TARGETS:
+            raise NarError(f"unknown target {target!r} for baseline {self.name}; use one of {self.TARGETS}")
+        self.bench = bench
+        self.seed = seed
+        self.target = target
+        self.kw = dict(kw)
+        self.fitted = False
+
+    def _features(self, store, idx) -> np.ndarray:
+        if store.bench != self.bench:
+            raise NarError(f"baseline {self.name} was made for NB{self.bench} but store {store.path} "
+                           f"is NB{store.bench}; create it with bench={store.bench!r}")
+        return onehot_features(store, idx)
+
+    def fit(self, store, idx, y):
+        """Fit on rows ``idx`` of ``store`` with accuracies ``y`` (no NaN); returns self."""
+        x = self._features(store, idx)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (len(x),):
+            raise NarError(f"y has shape {y.shape} but {len(x)} rows were given; pass one accuracy per row")
+        bad = np.flatnonzero(~np.isfinite(y))
+        if len(bad):
+            raise NarError(f"y is not finite at position {bad[0]} (row {np.asarray(idx)[bad[0]]}); "
+                           "drop unlabelled rows before fitting")
+        if len(x) < 10:
+            raise NarError(f"baseline {self.name} needs at least 10 training rows, got {len(x)}")
+        if self.target == "rank":  # fit the rank share (0, 1]: robust to the broken-cell tail
+            y = stats.rankdata(y) / len(y)
+        self._fit(x, y)
+        self.fitted = True
+        return self
+
+    def predict(self, store, idx) -> np.ndarray:
+        """Scores (float64, higher = better) for rows ``idx`` of ``store``."""
+        if not self.fitted:
+            raise NarError(f"baseline {self.name} is not fitted; call fit() or load a checkpoint")
+        return np.asarray(self._predict(self._features(store, idx)), dtype=np.float64)
+
+    def save(self, path) -> Path:
+        """Write a joblib checkpoint atomically; returns the path."""
+        if not self.fitted:
+            raise NarError(f"baseline {self.name} is not fitted; nothing to save")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        blob = {"version": CHECKPOINT_VERSION, "name": self.name, "bench": self.bench,
+                "seed": self.seed, "target": self.target, "kw": self.kw, "state": self._get_state()}
+        try:
+            joblib.dump(blob, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+def load_baseline(path):
+    """Rebuild a fitted baseline from :meth:`Baseline.save` output."""
+    path = Path(path)
+    if not path.exists():
+        raise NarError(f"baseline checkpoint not found: {path}")
+    try:
+        blob = joblib.load(path)
+    except Exception as e:  # joblib raises many types for a damaged file
+        raise NarError(f"cannot read baseline checkpoint {path}: {e}; re-save it") from e
+    if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
+        raise NarError(f"{path} is not a version-{CHECKPOINT_VERSION} baseline checkpoint; re-save it")
+    model = create_baseline(blob["name"], blob["bench"], blob["seed"], target=blob["target"], **blob["kw"])
+    model._set_state(blob["state"])
+    model.fitted = True
+    return model
+
+
+def _require(module: str, extra: str):
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise NarError(f"baseline needs the optional package {module!r}, which is not installed; "
+                       f"run `pip install {extra}`") from e
+
+
+@register_baseline("lightgbm")
+class LightGBMBaseline(Baseline):
+    """LightGBM regression; defaults suit a few hundred to a few thousand samples. Options are
+    LightGBM's native parameters plus ``num_boost_round``; scikit-learn names are translated."""
+
+    SKLEARN_NAMES = dict(n_estimators="num_boost_round", min_child_samples="min_data_in_leaf",
+                         subsample="bagging_fraction", subsample_freq="bagging_freq",
+                         colsample_bytree="feature_fraction", reg_lambda="lambda_l2",
+                         reg_alpha="lambda_l1", random_state="seed", n_jobs="num_threads")
+
+    DEFAULTS = dict(num_boost_round=600, learning_rate=0.03, num_leaves=31, min_data_in_leaf=3,
+                    bagging_fraction=0.8, bagging_freq=1, feature_fraction=0.8, lambda_l2=1.0)
+
+    def __init__(self, bench, seed=0, target="raw", **kw):
+        super().__init__(bench, seed, target, **kw)
+        _require("lightgbm", "lightgbm  (or: pip install nar-ranker[gbt])")
+        self.booster = None
+
+    def _fit(self, x, y):
+        import lightgbm as lgb
+        params = dict(self.DEFAULTS)
+        params.update({self.SKLEARN_NAMES.get(k, k): v for k, v in self.kw.items()})
+        rounds = int(params.pop("num_boost_round"))
+        params.update(objective="regression", seed=self.seed, num_threads=1, verbose=-1,
+                      deterministic=True)
+        self.booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=rounds)
+
+    def _predict(self, x):
+        return self.booster.predict(x)
+
+    def _get_state(self):
+        return self.booster.model_to_string()
+
+    def _set_state(self, state):
+        import lightgbm as lgb
+        self.booster = lgb.Booster(model_str=state)
+
+
+@register_baseline("xgboost")
+class XGBoostBaseline(Baseline):
+    """XGBoost regression (optional: ``pip install xgboost``)."""
+
+    DEFAULTS = dict(num_boost_round=400, eta=0.03, max_depth=4, min_child_weight=2,
+                    subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0)
+
+    def __init__(self, bench, seed=0, target="raw", **kw):
+        super().__init__(bench, seed, target, **kw)
+        _require("xgboost", "xgboost")
+        self.booster = None
+
+    def _fit(self, x, y):
+        import xgboost as xgb
+        params = {**self.DEFAULTS, **self.kw}
+        params["num_boost_round"] = params.pop("n_estimators", params["num_boost_round"])
+        rounds = int(params.pop("num_boost_round"))
+        params.update(objective="reg:squarederror", seed=self.seed, nthread=1)
+        self.booster = xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=rounds)
+
+    def _predict(self, x):
+        import xgboost as xgb
+        return self.booster.predict(xgb.DMatrix(x))
+
+    def _get_state(self):
+        return bytes(self.booster.save_raw(raw_format="ubj"))
+
+    def _set_state(self, state):
+        import xgboost as xgb
+        self.booster = xgb.Booster()
+        self.booster.load_model(bytearray(state))
+
+
+@register_baseline("mlp")
+class MLPBaseline(Baseline):
+    """A small torch MLP on CPU, trained on standardised accuracy with MSE and early-stopped
+    on a held-back share (``holdout``, default 10%) of the training rows."""
+
+    DEFAULTS = dict(hidden=128, layers=2, dropout=0.1, lr=1e-3, weight_decay=1e-4, batch_size=64,
+                    max_epochs=300, patience=25, holdout=0.1)
+
+    def __init__(self, bench, seed=0, target="raw", **kw):
+        super().__init__(bench, seed, target, **kw)
+        unknown = set(kw) - set(self.DEFAULTS)
+        if unknown:
+            raise NarError(f"unknown mlp options {sorted(unknown)}; known: {sorted(self.DEFAULTS)}")
+        self.p = {**self.DEFAULTS, **kw}
+        self.net = None
+        self.n_features = None
+
+    def _build(self, n_features: int):
+        import torch
+        from torch import nn
+        torch.manual_seed(self.seed)
+        layers, width = [], n_features
+        for _ in range(int(self.p["layers"])):
+            layers += [nn.Linear(width, int(self.p["hidden"])), nn.ReLU(), nn.Dropout(self.p["dropout"])]
+            width = int(self.p["hidden"])
+        layers.append(nn.Linear(width, 1))
+        self.n_features = n_features
+        return nn.Sequential(*layers)
+
+    def _fit(self, x, y):
+        import torch
+        rng = np.random.default_rng(self.seed)
+        perm = rng.permutation(len(x))
+        n_hold = max(1, int(round(self.p["holdout"] * len(x))))
+        hold, train = perm[:n_hold], perm[n_hold:]
+        mu, sd = y[train].mean(), y[train].std() or 1.0
+        xt = torch.from_numpy(x)
+        yt = torch.from_numpy(((y - mu) / sd).astype(np.float32))
+        self.net = self._build(x.shape[1])
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.p["lr"], weight_decay=self.p["weight_decay"])
+        gen = torch.Generator().manual_seed(self.seed)
+        train_t, hold_t = torch.from_numpy(train), torch.from_numpy(hold)
+        best, best_state, since = np.inf, None, 0
+        for epoch in range(int(self.p["max_epochs"])):
+            self.net.train()
+            order = train_t[torch.randperm(len(train_t), generator=gen)]
+            for b in range(0, len(order), int(self.p["batch_size"])):
+                rows = order[b:b + int(self.p["batch_size"])]
+                loss = torch.mean((self.net(xt[rows]).squeeze(1) - yt[rows]) ** 2)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            self.net.eval()
+            with torch.no_grad():
+                val = float(torch.mean((self.net(xt[hold_t]).squeeze(1) - yt[hold_t]) ** 2))
+            if val < best - 1e-6:
+                best, since = val, 0
+                best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+            else:
+                since += 1
+                if since >= int(self.p["patience"]):
+                    break
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        log.debug("mlp: stopped after %d epochs, held-back MSE %.4f", epoch + 1, best)
+
+    def _predict(self, x):
+        import torch
+        with torch.no_grad():
+            return self.net(torch.from_numpy(x)).squeeze(1).numpy().astype(np.float64)
+
+    def _get_state(self):
+        return {"n_features": self.n_features,
+                "weights": {k: v.numpy().copy() for k, v in self.net.state_dict().items()}}
+
+    def _set_state(self, state):
+        import torch
+        self.net = self._build(int(state["n_features"]))
+        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in state["weights"].items()})
+        self.net.eval()
