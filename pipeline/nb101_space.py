@@ -240,16 +240,16 @@ def _labellings(v: int) -> np.ndarray:
 
 
 def _int_fingerprints(mats: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """64-bit analogue of :func:`_fingerprint` for every (matrix, labelling) pair.
+    """64-bit analogue of :func:`_fingerprint`: mats (M, V, V), labels (M or 1, L, V) -> (M, L).
 
     Same refinement (seed from degrees and label, V rounds over the multisets of in- and
     out-neighbour values, sorted final multiset) with splitmix64 instead of MD5, so it splits
-    graphs exactly as the MD5 hash does barring 64-bit collisions. Returns (M, L) uint64."""
+    graphs exactly as the MD5 hash does barring 64-bit collisions. Returns uint64."""
     n_m, v, _ = mats.shape
     a = mats.astype(bool)
     out_deg = mats.sum(2).astype(np.int64)[:, None, :]   # (M, 1, V)
     in_deg = mats.sum(1).astype(np.int64)[:, None, :]
-    seed = out_deg * 64 + in_deg * 8 + (labels[None, :, :] + 2)  # (M, L, V), injective
+    seed = out_deg * 64 + in_deg * 8 + (np.asarray(labels, np.int64) + 2)  # (M, L, V), injective
     h = _mix(seed.astype(np.uint64) + _SALT[0])
     edges = [(x, y) for y in range(v) for x in range(y)]
     for _ in range(v):
@@ -289,7 +289,7 @@ def enumerate_space(n_jobs: int = 2, chunk: int = 2000) -> Space:
         labels = _labellings(v)
         for start in range(0, len(bits), chunk):
             b = bits[start:start + chunk]
-            fp = _int_fingerprints(_matrices(b, v), labels)   # (M, L): generation order
+            fp = _int_fingerprints(_matrices(b, v), labels[None])   # (M, L): generation order
             fps.append(fp.ravel())
             order_v.append(np.full(fp.size, v, np.int8))
             order_bits.append(np.repeat(b, len(labels)))
