@@ -1,0 +1,174 @@
+"""Readers that turn a benchmark source into column arrays for the NAR JSON writer.
+
+A source is a path (CSV table, NAS-Bench-101 ``.tfrecord``, NAS-Bench-201 ``.pth``) or a
+keyword (``analognas``, ``space``). Every reader returns :class:`Nb101Rows` or
+:class:`Nb201Rows`: structure as arrays, metrics as float64 arrays with NaN for unknown (written
+as JSON null). :func:`read_source` picks the reader.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cache.store import OP_CODES_101
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+
+# NAR's metric fields, in record order.
+METRICS_101 = ("avg_training_time", "avg_train_accuracy", "avg_validation_accuracy",
+               "avg_test_accuracy")
+METRICS_201 = ("cifar10_val_acc", "cifar10_test_acc", "cifar100_val_acc", "cifar100_test_acc",
+               "imagenet16_val_acc", "imagenet16_test_acc", "cifar10_latency",
+               "cifar100_latency", "imagenet16_latency")
+KEYWORDS = {"analognas": ("201",), "space": ("101",)}
+BENCHES = ("101", "201")
+
+
+@dataclass
+class Nb101Rows:
+    """NAS-Bench-101 cells: ``adjacency`` (N,7,7) int8 top-left n x n, ``ops`` (N,7) int8 codes
+    of ``cache.store.OP_CODES_101`` (0 past n), ``n_vertices`` (N,), ``hashes`` list of str;
+    ``metrics`` maps each of ``METRICS_101`` to (N,) float64 (NaN = unknown);
+    ``expected_params`` (N,) int64 (-1 = none) is checked against the computed count."""
+
+    hashes: list
+    adjacency: np.ndarray
+    ops: np.ndarray
+    n_vertices: np.ndarray
+    metrics: dict = field(default_factory=dict)
+    expected_params: np.ndarray | None = None
+
+    def __len__(self):
+        return len(self.hashes)
+
+    def head(self, n):
+        """The first ``n`` cells (all when n is None)."""
+        if n is None or n >= len(self):
+            return self
+        exp = None if self.expected_params is None else self.expected_params[:n]
+        return Nb101Rows(list(self.hashes[:n]), self.adjacency[:n], self.ops[:n],
+                         self.n_vertices[:n], {k: v[:n] for k, v in self.metrics.items()}, exp)
+
+
+@dataclass
+class Nb201Rows:
+    """NAS-Bench-201 cells: ``arch_index`` (N,) official indices, ``ops6`` (N,6) op indices of
+    ``cache.store.OPS_201`` in architecture-string edge order; ``metrics`` maps each of
+    ``METRICS_201`` to (N,) float64 (NaN = unknown)."""
+
+    arch_index: np.ndarray
+    ops6: np.ndarray
+    metrics: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.arch_index)
+
+    def head(self, n):
+        if n is None or n >= len(self):
+            return self
+        return Nb201Rows(self.arch_index[:n], self.ops6[:n],
+                         {k: v[:n] for k, v in self.metrics.items()})
+
+
+def empty_metrics(names, n):
+    """Every metric unknown (NaN)."""
+    return {k: np.full(n, np.nan) for k in names}
+
+
+def cells_101(hashes, matrices, op_lists, where):
+    """Validate NAS-Bench-101 cells and pack them as arrays.
+
+    ``matrices``: n x n 0/1 nested lists or arrays; ``op_lists``: lists of op names. Each cell
+    must be valid and its module hash must equal the given one; ``where(i)`` names cell i in
+    errors. Returns (adjacency (N,7,7) int8, ops (N,7) int8, n_vertices (N,) int8).
+    """
+    from pipeline import nb101_space
+
+    n = len(hashes)
+    adjacency = np.zeros((n, 7, 7), dtype=np.int8)
+    ops = np.zeros((n, 7), dtype=np.int8)
+    n_vertices = np.zeros(n, dtype=np.int8)
+    for i, (h, m, o) in enumerate(zip(hashes, matrices, op_lists)):
+        m = np.asarray(m, dtype=np.int8)
+        nv = len(o)
+        if m.shape != (nv, nv) or not 2 <= nv <= 7:
+            raise NarError(f"{where(i)}: adjacency of shape {m.shape} does not match "
+                           f"{nv} ops; fix the cell")
+        try:
+            codes = [OP_CODES_101[name] for name in o]
+        except KeyError as e:
+            raise NarError(f"{where(i)}: unknown op {e.args[0]!r}; use one of "
+                           f"{sorted(OP_CODES_101)}") from None
+        try:
+            nb101_space.validate_cell(m, list(o))
+            pruned, _ = nb101_space.prune(m, list(o))
+        except NarError as e:
+            raise NarError(f"{where(i)}: invalid cell ({e})") from None
+        if pruned.shape != m.shape:
+            raise NarError(f"{where(i)}: {nv - len(pruned)} vertices are off every "
+                           f"input->output path, so the cell is not in the space; prune it")
+        got = nb101_space.module_hash(m, list(o))
+        if got != h:
+            raise NarError(f"{where(i)}: module hash {got} of the cell differs from the "
+                           f"given hash {h}; the row is corrupt")
+        adjacency[i, :nv, :nv] = m
+        ops[i, :nv] = codes
+        n_vertices[i] = nv
+    return adjacency, ops, n_vertices
+
+
+def parse_adjacency(s: str, where: str):
+    """Row-major 0/1 string of an n x n matrix -> (n, n) int8 array."""
+    n = int(round(len(s) ** 0.5))
+    if n * n != len(s) or set(s) - {"0", "1"}:
+        raise NarError(f"{where}: adjacency {s!r} is not a square 0/1 string; fix the row")
+    return np.frombuffer(s.encode(), dtype=np.uint8).reshape(n, n).astype(np.int8) - ord("0")
+
+
+def source_kind(source: str) -> str:
+    """``csv``, ``tfrecord``, ``pth`` or a keyword; NarError for anything else."""
+    if source in KEYWORDS:
+        return source
+    name = Path(source).name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith(".tfrecord"):
+        return "tfrecord"
+    if name.endswith(".pth"):
+        return "pth"
+    raise NarError(f"unknown source {source!r}: give a .csv/.csv.gz table, a .tfrecord, a .pth, "
+                   f"or one of {sorted(KEYWORDS)}")
+
+
+def read_source(bench: str, source: str, limit: int | None = None, epochs: int = 108):
+    """Read ``source`` for ``bench`` ("101"/"201"); the first ``limit`` cells when given.
+
+    ``epochs`` is the NAS-Bench-101 tfrecord budget to keep.
+    """
+    if bench not in BENCHES:
+        raise NarError(f"unknown bench {bench!r}: use 101 or 201")
+    kind = source_kind(source)
+    allowed = {"csv": BENCHES, "tfrecord": ("101",), "pth": ("201",), **KEYWORDS}[kind]
+    if bench not in allowed:
+        raise NarError(f"source {source!r} ({kind}) is for bench {'/'.join(allowed)}, "
+                       f"not {bench}")
+    if kind not in KEYWORDS and not Path(source).is_file():
+        raise NarError(f"source not found: {source} (check the path)")
+    if kind == "csv":
+        from pipeline.sources import csv_table
+        return csv_table.read(bench, source, limit=limit)
+    if kind == "tfrecord":
+        from pipeline.sources import tfrecord
+        return tfrecord.read(source, epochs=epochs, limit=limit)
+    if kind == "pth":
+        from pipeline.sources import nb201_pth
+        return nb201_pth.read(source, limit=limit)
+    if kind == "analognas":
+        from pipeline.sources import analognas
+        return analognas.read(limit=limit)
+    from pipeline.sources import space
+    return space.read(limit=limit)
