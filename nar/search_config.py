@@ -1,9 +1,10 @@
-"""Configuration of search by sampling (the release's ``sampler.*`` keys)."""
+"""Configuration of search by sampling (the release's ``sampler.*`` keys plus a few of ours)."""
 from dataclasses import dataclass
 
 
 @dataclass
 class SamplerConfig:
+    # --- the release's keys (kept with its defaults and spelling) ---
     top_tier: int = 1
     last_tier: int = 4
     batch_factor: float = 0.1
@@ -17,3 +18,14 @@ class SamplerConfig:
     search_size: int = 256
     force_uniform: bool = False
     is_checkpoint: bool = True
+    # --- ours ---
+    top_k: int = 5              # candidates reported per iteration (predicted tier 1, by score)
+    strict_iterations: int = 10  # strict protocol: look up the top-k of this many last iterations
+    kl_eps: float = 1e-3        # additive smoothing of histograms before the KL divergence
+    # regularised evolution (baseline)
+    population: int = 64
+    tournament: int = 16
+    # query-efficient (iterative) mode
+    init_size: int = 32         # architectures queried at random before the first fit
+    query_step: int = 16        # top predictions queried per round
+    finetune_epochs: int = 0    # >0: fine-tune the previous model this many epochs; 0: retrain
