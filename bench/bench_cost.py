@@ -68,7 +68,8 @@ def main() -> None:
     t1 = time.perf_counter()
     tf, tp = nb101_cost.network_totals(adj, ops, nv)
     t2 = time.perf_counter()
-    print(f"NB101 vertex_costs {t1 - t0:.2f} s ((N, 9, 7) x 2 int64, {(vf.nbytes + vp.nbytes) / 2**20:.0f} MiB), "
+    mib = (vf.nbytes + vp.nbytes) / 2**20
+    print(f"NB101 vertex_costs {t1 - t0:.2f} s ((N, 9, 7) x 2 int64, {mib:.0f} MiB), "
           f"network_totals {t2 - t1:.2f} s, total {t2 - t0:.2f} s; "
           f"params {tp.min()}..{tp.max()}, FLOPs {tf.min()}..{tf.max()}")
     del vf, vp

@@ -121,7 +121,8 @@ def _module_costs(A, ops, interior, to_out, rank, from_in, in_degree, cin, cout,
     params = np.where(from_in, cin * c + 2 * c, 0)
     flops += np.where(interior, np.maximum(in_degree - 1, 0) * P * c, 0)
     conv3, conv1, pool = (ops == _CONV3) & interior, (ops == _CONV1) & interior, (ops == _POOL) & interior
-    flops += np.where(conv3, 18 * P * c * c, 0) + np.where(conv1, 2 * P * c * c, 0) + np.where(pool, 9 * P * c, 0)
+    flops += np.where(conv3, 18 * P * c * c, 0) + np.where(conv1, 2 * P * c * c, 0)
+    flops += np.where(pool, 9 * P * c, 0)
     params += np.where(conv3, 9 * c * c + 2 * c, 0) + np.where(conv1, c * c + 2 * c, 0)
     return flops, params
 
@@ -164,10 +165,12 @@ def network_totals(adjacency, ops, n_vertices) -> tuple[np.ndarray, np.ndarray]:
     fixed_f, fixed_p = _fixed_costs()
     flops = np.full(len(n), fixed_f, dtype=np.int64)
     params = np.full(len(n), fixed_p, dtype=np.int64)
-    for cin, cout, h in module_shapes():
+    shapes = module_shapes()
+    for (cin, cout, h) in dict.fromkeys(shapes):
+        times = shapes.count((cin, cout, h))
         f, p = _module_costs(A, ops, interior, to_out, rank, from_in, in_degree, cin, cout, h)
-        flops += f.sum(axis=1) + np.where(io_edge, 2 * h * h * cin * cout, 0)
-        params += p.sum(axis=1) + np.where(io_edge, cin * cout + 2 * cout, 0)
+        flops += times * (f.sum(axis=1) + np.where(io_edge, 2 * h * h * cin * cout, 0))
+        params += times * (p.sum(axis=1) + np.where(io_edge, cin * cout + 2 * cout, 0))
     return flops, params
 
 
