@@ -50,7 +50,7 @@ class Nb101Rows:
         if n is None or n >= len(self):
             return self
         exp = None if self.expected_params is None else self.expected_params[:n]
-        return Nb101Rows(list(self.hashes[:n]), self.adjacency[:n], self.ops[:n],
+        return Nb101Rows(self.hashes[:n], self.adjacency[:n], self.ops[:n],
                          self.n_vertices[:n], {k: v[:n] for k, v in self.metrics.items()}, exp)
 
 
