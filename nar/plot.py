@@ -1,0 +1,59 @@
+"""PNG plots of a search report (matplotlib, Agg backend): best accuracy against iteration and
+against the number of queries."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def plot_search(report: dict, path) -> Path:
+    """Write ``path`` (PNG) from a ``search.json`` report; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = report.get("target", "accuracy")
+    fig, (ax_it, ax_q) = plt.subplots(1, 2, figsize=(11, 4))
+    iters = report.get("per_iteration") or []
+    if iters:
+        x = [r["iteration"] for r in iters]
+        best = [r["best_topk_target_so_far"] for r in iters]
+        top1 = [r["top_k"][0].get(target) if r["top_k"] else None for r in iters]
+        ax_it.plot(x, best, label="paper: best of predicted top-k so far (oracle)")
+        ax_it.plot(x, top1, ".", alpha=0.6, label="predicted top-1 of the iteration")
+        ax_it.set_xlabel("iteration")
+    else:
+        ax_it.text(0.5, 0.5, f"mode {report.get('mode')}: no iterations", ha="center", transform=ax_it.transAxes)
+    ax_it.set_ylabel(target)
+    ax_it.set_title("best accuracy against iteration")
+    for name, curve in _curves(report):
+        pts = [(q, a) for q, a in curve if a is not None]
+        if pts:
+            ax_q.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=name)
+    ax_q.set_xlabel("queries (architectures whose accuracy was looked up)")
+    ax_q.set_ylabel(target)
+    ax_q.set_title("strict pick (best validation) against queries")
+    for ax in (ax_it, ax_q):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _curves(report: dict):
+    strict = report.get("strict_protocol") or {}
+    if strict.get("curve"):
+        yield f"{report.get('mode', 'search')} (strict)", strict["curve"]
+    ref = report.get("random_search_reference") or {}
+    if ref.get("curve"):
+        yield "random search (same queries, one seed)", ref["curve"]

@@ -1,0 +1,234 @@
+"""The search-by-sampling loop and its two evaluation protocols (METHOD.md sections 5 and 6).
+
+``paper``  : the release's report, the best TEST accuracy among the predicted top-k over all
+             iterations (an oracle pick); queries = the training architectures only.
+``strict`` : one final pick from predictions and validation data alone: the top-k of the last
+             ``strict_iterations`` iterations are looked up (each a query); the best validation
+             accuracy among everything queried (training set included) wins; its test accuracy,
+             rank and percentile are reported with every looked-up architecture counted.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cache.store import OPS_201
+from nar.sampler import Sampler, SearchPool
+from nar.search_config import SamplerConfig
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+
+OP_NAMES_101 = {1: "input", 2: "conv1x1-bn-relu", 3: "conv3x3-bn-relu", 4: "maxpool3x3", 5: "output"}
+PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k over all iterations "
+              "(an oracle pick); queries = training architectures only")
+STRICT_TEXT = ("final pick from predictions and validation data alone: top-k of the last iterations "
+               "looked up, best validation accuracy among all queried architectures wins; queries = "
+               "training + validation architectures + every looked-up architecture")
+
+
+@dataclass
+class SearchContext:
+    """A store opened for search: the pool, the labels and the ranks of the target."""
+    store: object
+    dataset: str
+    pool: SearchPool
+    target: np.ndarray       # reported accuracy (test_acc, or val_acc where the data has no test)
+    target_name: str
+    select: np.ndarray       # accuracy a strict pick may use (val_acc, or the target if no val)
+    select_name: str
+    rank: np.ndarray         # rank of the target among labelled rows, 1 = best (0 = unlabelled)
+    n_ranked: int
+
+    def features(self, rows) -> np.ndarray:
+        rows = np.asarray(rows)
+        order = np.argsort(rows)
+        out = np.empty((len(rows),) + self.store.data(self.dataset, "features").shape[1:], np.float32)
+        out[order] = self.store.data(self.dataset, "features")[rows[order]]
+        return out
+
+
+def open_context(store, dataset: str | None = None, max_flops=None, max_params=None,
+                 max_latency=None) -> SearchContext:
+    """Prepare ``store`` (a ``cache.store.Store``) for a search on ``dataset``."""
+    if dataset is None:
+        dataset = store.datasets[0]
+    pool = SearchPool.from_store(store, dataset, max_flops, max_params, max_latency)
+    test = np.asarray(store.data(dataset, "test_acc"), np.float64)
+    val = np.asarray(store.data(dataset, "val_acc"), np.float64)
+    if np.isfinite(test).any():
+        target, target_name = test, "test_acc"
+    elif np.isfinite(val).any():
+        target, target_name = val, "val_acc"
+        log.warning("%s has no test accuracy for %s: reporting validation accuracy", store.path, dataset)
+    else:
+        target, target_name = test, "none"
+    if np.isfinite(val).any():
+        select, select_name = val, "val_acc"
+    else:
+        select, select_name = target, target_name
+        if target_name != "none":
+            log.warning("%s has no validation accuracy for %s: strict picks use %s", store.path, dataset,
+                        target_name)
+    labelled = np.isfinite(target)
+    rank = np.zeros(len(target), np.int64)
+    order = np.flatnonzero(labelled)[np.argsort(-target[labelled], kind="stable")]
+    rank[order] = np.arange(1, len(order) + 1)
+    return SearchContext(store, dataset, pool, target, target_name, select, select_name, rank, int(labelled.sum()))
+
+
+def arch_record(ctx: SearchContext, row: int, tier=None, score=None, known=None) -> dict:
+    """JSON-ready description of one architecture of the store."""
+    row = int(row)
+    rec = {"key": str(ctx.pool.keys[row]), "row": row}
+    if ctx.pool.bench == "201":  # rebuilt from the ops: a store key may be cut to its dtype's width
+        o = [OPS_201[int(x)] for x in ctx.pool.structure[row]]
+        rec["arch"] = f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+    if ctx.pool.bench == "101":
+        nv = int(ctx.pool.structure[row])
+        rec["matrix"] = ctx.pool.adjacency[row, :nv, :nv].astype(int).tolist()
+        rec["ops"] = [OP_NAMES_101[int(o)] for o in ctx.pool.ops[row, :nv]]
+    if tier is not None:
+        rec["tier"], rec["score"] = int(tier), float(score)
+    rec["flops"], rec["params"] = int(ctx.pool.flops[row]), int(ctx.pool.params[row])
+    if ctx.target_name != "none":
+        rec[ctx.target_name] = _num(ctx.target[row])
+        if ctx.select_name != ctx.target_name:
+            rec[ctx.select_name] = _num(ctx.select[row])
+        if ctx.rank[row] > 0:
+            rec["rank"] = int(ctx.rank[row])
+            rec["percentile"] = round(100.0 * float(ctx.rank[row]) / ctx.n_ranked, 5)
+    if known is not None:
+        rec["in_training_set"] = bool(row in known)
+    return rec
+
+
+def _num(x):
+    return None if not np.isfinite(x) else round(float(x), 4)
+
+
+def running_pick(select: np.ndarray, rows) -> np.ndarray:
+    """After each query of ``rows`` (in order), the row with the best ``select`` so far."""
+    rows = np.asarray(rows, np.int64)
+    v = np.where(np.isfinite(select[rows]), select[rows], -np.inf)
+    prev = np.concatenate([[-np.inf], np.maximum.accumulate(v)[:-1]])
+    first = np.zeros(len(v), bool)
+    first[0] = True
+    idx = np.maximum.accumulate(np.where((v > prev) | first, np.arange(len(v)), 0))
+    return rows[idx]
+
+
+def search_nar(ranker, ctx: SearchContext, cfg: SamplerConfig, iterations: int, size: int,
+               n_tier: int, bins: int, seed: int = 0, top_k: int | None = None) -> list[dict]:
+    """Run ``iterations`` rounds of sample -> rank; returns one dict per iteration with
+    rows, tiers, scores, the top-k rows (predicted top tier, by score) and sampler info."""
+    sampler = Sampler(ctx.pool, cfg, n_tier, bins, seed)
+    top_k = top_k or cfg.top_k
+    out = []
+    for it in range(iterations):
+        rows, info = sampler.sample(size)
+        tiers, scores = ranker.predict(ctx.features(rows))
+        tiers, scores = np.asarray(tiers).astype(np.int64), np.asarray(scores, np.float64)
+        best_tier = cfg.top_tier if (tiers == cfg.top_tier).any() else int(tiers.min())
+        cand = np.flatnonzero(tiers == best_tier)
+        cand = cand[np.argsort(-scores[cand], kind="stable")][:top_k]
+        sampler.update(rows, tiers)
+        out.append({"rows": rows, "tiers": tiers, "scores": scores, "top": cand, "info": info,
+                    "n_top_tier": int((tiers == cfg.top_tier).sum())})
+        log.info("iteration %d/%d: %d candidates, %d in tier %d, guided %s", it + 1, iterations, len(rows),
+                 out[-1]["n_top_tier"], cfg.top_tier, info["guided"])
+    return out
+
+
+def paper_protocol(ctx: SearchContext, iters: list[dict], n_train: int) -> dict:
+    best_row, best_it, best_acc = None, None, -np.inf
+    for i, it in enumerate(iters):
+        for j in it["top"]:
+            r = it["rows"][j]
+            if np.isfinite(ctx.target[r]) and ctx.target[r] > best_acc:
+                best_row, best_it, best_acc = r, i + 1, ctx.target[r]
+    res = {"description": PAPER_TEXT, "queries": int(n_train)}
+    if best_row is not None:
+        res["best"] = arch_record(ctx, best_row)
+        res["found_at_iteration"] = best_it
+    return res
+
+
+def strict_protocol(ctx: SearchContext, iters: list[dict], known_rows, n_known_queries: int,
+                    strict_iterations: int, budget: int | None = None) -> dict:
+    """Look up the top-k of the last ``strict_iterations`` iterations (within ``budget``
+    queries), pick the best ``select`` accuracy among known + looked-up rows."""
+    known = set(int(r) for r in known_rows)
+    looked: list[int] = []
+    room = np.inf if budget is None else budget - n_known_queries
+    for it in iters[-strict_iterations:] if strict_iterations > 0 else []:
+        for j in it["top"]:
+            r = int(it["rows"][j])
+            if r not in known and r not in looked and len(looked) < room:
+                looked.append(r)
+    seq = sorted(known) + looked
+    res = {"description": STRICT_TEXT, "selection_label": ctx.select_name,
+           "queries": int(n_known_queries + len(looked)), "n_lookups": len(looked),
+           "n_known_labelled_in_store": len(known)}
+    if not seq:
+        return res
+    picks = running_pick(ctx.select, seq)
+    pick = int(picks[-1])
+    res["pick"] = arch_record(ctx, pick)
+    res["picked_from"] = "training set" if pick in known else "search"
+    if looked:
+        res["search_only_pick"] = arch_record(ctx, int(running_pick(ctx.select, looked)[-1]))
+    start = n_known_queries - len(known)
+    res["curve"] = [[int(start + i + 1), _num(ctx.target[p])] for i, p in enumerate(picks)
+                    if i >= len(known) - 1]
+    return res
+
+
+def final_top_k(ctx: SearchContext, iters: list[dict], top_tier: int, k: int, known) -> list[dict]:
+    """The k best-scored distinct candidates predicted ``top_tier`` over all iterations."""
+    best: dict[int, tuple[float, int]] = {}
+    for it in iters:
+        for r, t, s in zip(it["rows"], it["tiers"], it["scores"]):
+            if t == top_tier and (r not in best or s > best[r][0]):
+                best[int(r)] = (float(s), int(t))
+    order = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
+    return [arch_record(ctx, r, t, s, known) for r, (s, t) in order]
+
+
+def iteration_records(ctx: SearchContext, iters: list[dict], known) -> list[dict]:
+    out, best = [], -np.inf
+    for i, it in enumerate(iters):
+        top = [arch_record(ctx, it["rows"][j], it["tiers"][j], it["scores"][j], known) for j in it["top"]]
+        accs = [ctx.target[it["rows"][j]] for j in it["top"]]
+        accs = [a for a in accs if np.isfinite(a)]
+        if accs:
+            best = max(best, max(accs))
+        out.append({"iteration": i + 1, "n_candidates": int(len(it["rows"])), "n_top_tier": it["n_top_tier"],
+                    "guided": it["info"]["guided"], "fallbacks": it["info"]["fallbacks"], "top_k": top,
+                    "best_topk_target_so_far": _num(best) if np.isfinite(best) else None})
+    return out
+
+
+def pool_note(ctx: SearchContext) -> dict:
+    whole = ctx.pool.is_whole_space
+    return {"n_store": int(ctx.pool.n), "n_allowed": int(ctx.pool.allowed.sum()), "whole_space": whole,
+            "note": ("candidates are drawn from the whole space" if whole else
+                     f"the store holds only {ctx.pool.n} architectures: candidates come from this pool, "
+                     "ranks and percentiles are within the store")}
+
+
+def write_json_atomic(path, obj) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

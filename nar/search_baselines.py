@@ -1,0 +1,127 @@
+"""Query-budgeted baselines: random search and regularised evolution (strict protocol).
+
+Both return the queried rows in query order; :func:`query_run_summary` turns such a sequence
+into the strict report: after every query the pick is the best VALIDATION accuracy so far,
+and its TEST accuracy is what is reported. A row is queried (and counted) once; revisits
+are free.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from nar.sampler import SearchPool, store_labels_101
+from nar.search import SearchContext, _num, arch_record, running_pick
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+
+MILESTONES = (50, 100, 200, 500, 1000)
+
+
+def check_budget(ctx: SearchContext, budget: int, minimum: int = 1, what: str = "the search") -> int:
+    n = int(ctx.pool.allowed.sum())
+    if budget is None or budget < minimum:
+        raise NarError(f"--budget {budget} is below what {what} needs ({minimum} queries); "
+                       f"give --budget >= {minimum}")
+    if budget > n:
+        log.warning("budget %d exceeds the %d allowed architectures; using %d", budget, n, n)
+    return int(min(budget, n))
+
+
+def random_search(ctx: SearchContext, budget: int, seed: int = 0) -> np.ndarray:
+    """``budget`` distinct allowed rows drawn uniformly, in query order."""
+    budget = check_budget(ctx, budget)
+    rng = np.random.default_rng(seed)
+    return rng.choice(np.flatnonzero(ctx.pool.allowed), size=budget, replace=False).astype(np.int64)
+
+
+def mutants(pool: SearchPool, row: int) -> np.ndarray:
+    """Allowed rows that differ from ``row`` by one edge op (NB201) or, for NB101, one edge
+    of the adjacency matrix or one interior op (cells not in the store are dropped)."""
+    if pool.bench == "201":
+        ops = pool.structure[row]
+        cand = np.repeat(ops[None], 6 * 4, 0)
+        e = np.repeat(np.arange(6), 4)
+        new = (ops[e] + np.tile(np.arange(1, 5), 6)) % 5
+        cand[np.arange(24), e] = new
+        rows = pool.lookup_201(cand)
+    else:
+        nv = int(pool.structure[row])
+        adj = pool.adjacency[row].astype(bool)
+        labels, present, out = store_labels_101(pool.ops[row][None])
+        iu, ju = np.triu_indices(nv, 1)
+        n_e = len(iu)
+        interior = np.arange(1, nv - 1)
+        n_c = 2 * len(interior)
+        a = np.repeat(adj[None], n_e + n_c, 0)
+        a[np.arange(n_e), iu, ju] ^= True
+        lab = np.repeat(labels, n_e + n_c, 0)
+        v = np.repeat(interior, 2)
+        lab[n_e + np.arange(n_c), v] = (lab[0, v] + np.tile([1, 2], len(interior))) % 3
+        ok_edges = a.sum((1, 2)) <= 9
+        rows = pool.lookup_101(a, lab, np.repeat(present, len(a), 0), np.repeat(out, len(a)))
+        rows = np.where(ok_edges, rows, -1)
+    rows = rows[rows >= 0]
+    return np.unique(rows[pool.allowed[rows] & (rows != row)])
+
+
+def regularized_evolution(ctx: SearchContext, budget: int, seed: int = 0, population: int = 64,
+                          tournament: int = 16) -> np.ndarray:
+    """Aging evolution: a random population, then repeatedly mutate the best (by validation
+    accuracy) of a random tournament and replace the oldest. Returns rows in query order."""
+    budget = check_budget(ctx, budget)
+    rng = np.random.default_rng(seed)
+    pool, sel = ctx.pool, np.where(np.isfinite(ctx.select), ctx.select, -np.inf)
+    allowed = np.flatnonzero(pool.allowed)
+    population = min(population, budget)
+    queried = list(rng.choice(allowed, size=population, replace=False))
+    seen = set(int(r) for r in queried)
+    pop = list(queried)
+    cycles = 0
+    while len(queried) < budget and cycles < 50 * budget:
+        cycles += 1
+        contest = rng.choice(len(pop), size=min(tournament, len(pop)), replace=False)
+        parent = pop[max(contest, key=lambda i: sel[pop[i]])]
+        kids = mutants(pool, parent)
+        fresh = [k for k in kids.tolist() if k not in seen]
+        if fresh:
+            child = int(rng.choice(fresh))
+        elif len(kids) and rng.random() < 0.5:
+            child = int(rng.choice(kids))  # a known neighbour: free, keeps the population aging
+        else:  # sparse pool: every neighbour already queried -> a fresh random architecture
+            child = int(rng.choice(allowed))
+        if child not in seen:
+            seen.add(child)
+            queried.append(child)
+        pop.append(child)
+        pop.pop(0)
+    return np.array(queried, np.int64)
+
+
+def query_run_summary(ctx: SearchContext, rows, milestones=MILESTONES, extra_queries: int = 0) -> dict:
+    """Strict report of a query sequence: the final pick (best validation accuracy), its target
+    accuracy, rank and percentile; the pick's target at each milestone; the best target among
+    the queried rows (an oracle figure, for context); whether the optimum was queried/picked."""
+    rows = np.asarray(rows, np.int64)
+    picks = running_pick(ctx.select, rows)
+    best_seen = np.maximum.accumulate(np.where(np.isfinite(ctx.target[rows]), ctx.target[rows], -np.inf))
+    q = extra_queries + np.arange(1, len(rows) + 1)
+    res = {"selection_label": ctx.select_name, "queries": int(q[-1]) if len(q) else extra_queries,
+           "pick": arch_record(ctx, int(picks[-1])),
+           "optimum_queried": bool((ctx.rank[rows] == 1).any()),
+           "optimum_picked": bool(ctx.rank[picks[-1]] == 1),
+           "at_queries": {}}
+    for m in milestones:
+        i = np.searchsorted(q, m, side="right") - 1
+        if 0 <= i and m <= q[-1]:
+            res["at_queries"][str(m)] = {"pick_" + ctx.target_name: _num(ctx.target[picks[i]]),
+                                         "pick_rank": int(ctx.rank[picks[i]]),
+                                         "best_queried_" + ctx.target_name: _num(best_seen[i])}
+    step = max(1, len(rows) // 200)
+    res["curve"] = [[int(q[i]), _num(ctx.target[picks[i]])] for i in range(0, len(rows), step)]
+    if len(rows):
+        res["curve"].append([int(q[-1]), _num(ctx.target[picks[-1]])])
+    return res
+

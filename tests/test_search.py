@@ -1,0 +1,183 @@
+"""Search loop, paper/strict protocols, baselines, iterative mode and the ``sample`` command."""
+import json
+
+import numpy as np
+import pytest
+
+from cache.store import Store
+from nar.search import (open_context, paper_protocol, running_pick, search_nar, strict_protocol)
+from nar.search_baselines import (mutants, query_run_summary, random_search, regularized_evolution)
+from nar.search_commands import run_sample
+from nar.search_config import SamplerConfig
+from pipeline.errors import NarError
+from tests.conftest import shared_data
+from tests.fakes import fake_store_201
+
+
+class NoisyRanker:
+    """Stand-in ranker: score = true validation accuracy + noise, tiers = score quintiles."""
+
+    def __init__(self, ctx, noise=1.0, seed=0):
+        self.ctx, self.noise = ctx, noise
+        self.rng = np.random.default_rng(seed)
+        self.lookup = {ctx.features(np.array([r]))[0].tobytes(): r for r in range(ctx.pool.n)}
+
+    def predict(self, x):
+        rows = np.array([self.lookup[f.tobytes()] for f in x])
+        s = self.ctx.select[rows] + self.rng.normal(0, self.noise, len(rows))
+        return 1 + np.argsort(np.argsort(-s)) * 5 // len(s), s
+
+
+@pytest.fixture(scope="module")
+def path201(tmp_path_factory):
+    return fake_store_201(tmp_path_factory.mktemp("s") / "s201.h5", n=1500)
+
+
+@pytest.fixture(scope="module")
+def ctx201(path201):
+    return open_context(Store(path201), "cifar10")
+
+
+def test_running_pick_is_the_best_so_far():
+    sel = np.array([3.0, np.nan, 5.0, 1.0, 5.0, 7.0])
+    rows = np.array([3, 0, 1, 2, 4, 5])
+    picks = running_pick(sel, rows)
+    for i in range(len(rows)):
+        vals = np.where(np.isfinite(sel[rows[:i + 1]]), sel[rows[:i + 1]], -np.inf)
+        assert picks[i] == rows[:i + 1][np.argmax(vals)]
+
+
+def test_search_and_both_protocols(ctx201):
+    cfg = SamplerConfig(top_k=4, strict_iterations=3)
+    iters = search_nar(NoisyRanker(ctx201), ctx201, cfg, 6, 64, 5, 5, seed=0)
+    assert len(iters) == 6 and all(len(np.unique(it["rows"])) == 64 for it in iters)
+    for it in iters:  # the top-k are predicted tier 1, best score first
+        assert (it["tiers"][it["top"]] == 1).all() and (np.diff(it["scores"][it["top"]]) <= 0).all()
+    paper = paper_protocol(ctx201, iters, n_train=100)
+    tops = np.concatenate([it["rows"][it["top"]] for it in iters])
+    assert paper["best"]["test_acc"] == pytest.approx(ctx201.target[tops].max(), abs=1e-3)
+    assert paper["queries"] == 100
+    known = list(range(10))
+    strict = strict_protocol(ctx201, iters, known, n_known_queries=150, strict_iterations=3)
+    looked = {int(r) for it in iters[-3:] for r in it["rows"][it["top"]]} - set(known)
+    assert strict["n_lookups"] == len(looked) and strict["queries"] == 150 + len(looked)
+    cands = np.array(sorted(set(known) | looked))
+    assert strict["pick"]["row"] == cands[np.argmax(ctx201.select[cands])]
+    capped = strict_protocol(ctx201, iters, known, 150, 3, budget=152)
+    assert capped["n_lookups"] == 2 and capped["queries"] == 152
+
+
+def test_random_search_and_evolution_respect_the_budget(ctx201):
+    r = random_search(ctx201, 120, seed=1)
+    assert len(r) == 120 == len(np.unique(r))
+    e = regularized_evolution(ctx201, 120, seed=1, population=20, tournament=5)
+    assert len(e) == 120 == len(np.unique(e)) and ctx201.pool.allowed[e].all()
+    s = query_run_summary(ctx201, e, milestones=(50, 100))
+    assert s["queries"] == 120 and set(s["at_queries"]) == {"50", "100"}
+    assert s["pick"]["row"] == e[np.nanargmax(ctx201.select[e])]
+    with pytest.raises(NarError, match="budget"):
+        random_search(ctx201, 0)
+
+
+def test_nb201_mutants_differ_in_one_edge(ctx201):
+    pool = ctx201.pool
+    for row in range(20):
+        for m in mutants(pool, row):
+            assert (pool.structure[m] != pool.structure[row]).sum() == 1
+
+
+def test_nb101_mutants_are_pool_neighbours(tmp_path):
+    from pipeline.nb101_space import module_hash
+    from tests.test_sampler import table_store_101
+
+    ctx = open_context(Store(table_store_101(shared_data("nb101/nb101_20k.csv.gz"), tmp_path / "t.h5")))
+    pool, found = ctx.pool, 0
+    for row in range(0, 400, 8):
+        for m in mutants(pool, row):
+            found += 1
+            nv = int(pool.structure[m])
+            ops = [{1: "input", 2: "conv1x1-bn-relu", 3: "conv3x3-bn-relu", 4: "maxpool3x3", 5: "output"}[int(o)]
+                   for o in pool.ops[m, :nv]]
+            assert module_hash(pool.adjacency[m, :nv, :nv].astype(int), ops) == pool.keys[m] != pool.keys[row]
+    assert found > 0
+    assert ctx.target_name == "val_acc" and ctx.select_name == "val_acc"
+
+
+def test_iterative_mode_with_a_stand_in_fitter(ctx201):
+    from nar.iterative import iterative_search
+
+    class Oracle:  # noisy truth: the loop must keep querying the predicted best
+        def fit(self, rows, labels, previous=None):
+            return len(rows)
+
+        def predict(self, model, rows):
+            return ctx201.select[rows] + np.random.default_rng(model).normal(0, 0.5, len(rows))
+
+    rows, rounds = iterative_search(ctx201, Oracle(), budget=60, init_size=20, query_step=8, seed=0)
+    assert len(rows) == 60 == len(np.unique(rows)) and rounds[-1]["queries"] == 60
+    rnd = random_search(ctx201, 60, seed=0)
+    assert np.nanmax(ctx201.select[rows]) > np.nanmax(ctx201.select[rnd])
+    with pytest.raises(NarError, match="budget"):
+        iterative_search(ctx201, Oracle(), budget=10, init_size=20)
+
+
+@pytest.mark.parametrize("mode", ["random", "evolution"])
+def test_sample_command_baselines_write_report_and_plot(tmp_path, path201, mode):
+    rep = run_sample(path201, tmp_path / "run", mode=mode, budget=80, seed=0, dataset="cifar100")
+    saved = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert saved["mode"] == mode and saved["strict_protocol"]["queries"] == 80 == rep["strict_protocol"]["queries"]
+    assert saved["dataset"] == "cifar100" and saved["pool"]["whole_space"] is False
+    assert (tmp_path / "run" / "search.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_command_errors_leave_nothing(tmp_path, path201):
+    run = tmp_path / "run"
+    with pytest.raises(NarError, match="max_flops"):
+        run_sample(path201, run, mode="random", budget=50, max_flops=-1)
+    with pytest.raises(NarError, match="budget"):
+        run_sample(path201, run, mode="random")
+    with pytest.raises(NarError, match="budget"):
+        run_sample(path201, run, mode="iterative", budget=5, surrogate="lightgbm")
+    with pytest.raises(NarError, match="checkpoint"):
+        run_sample(path201, run, mode="nar")
+    assert not run.exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, path201):
+    from nar.api import fit
+
+    ranker = fit(str(path201), train_size=200, val_size=50, ranker_epochs=2, sampler_epochs=4,
+                 ranker={"d_patch_vec": 16, "d_model": 16, "d_ffn_inner": 16, "d_tier_prj_inner": 16,
+                         "n_layers": 1, "n_head": 2, "d_k": 8, "d_v": 8, "d_val_acc_prj_inner": 16})
+    path = tmp_path_factory.mktemp("ck") / "ckp_best.pth"
+    ranker.save(path)
+    return path
+
+
+def test_sample_command_with_a_trained_ranker(tmp_path, path201, tiny_checkpoint):
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run),
+                                   "--checkpoint", str(tiny_checkpoint), "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((run / "search.json").read_text())
+    assert rep["iterations"] == 2 and len(rep["per_iteration"]) == 2  # sampler_epochs - ranker_epochs
+    assert rep["paper_protocol"]["queries"] == 200 == rep["n_train"]
+    assert rep["strict_protocol"]["queries"] == 250 + rep["strict_protocol"]["n_lookups"]
+    assert rep["final_top_k"] and "rank" in rep["final_top_k"][0]
+    res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run),
+                                   "--checkpoint", str(tiny_checkpoint), "--budget", "100"])
+    assert res.exit_code == 2 and "budget" in res.output
+
+
+def test_checkpoint_of_another_bench_is_refused(tmp_path, tiny_checkpoint):
+    from tests.fakes import fake_store_101
+
+    p = fake_store_101(tmp_path / "f101.h5", n=50)
+    with pytest.raises(NarError, match="NAS-Bench"):
+        run_sample(p, tmp_path / "run", checkpoint=str(tiny_checkpoint))
+    assert not (tmp_path / "run").exists()
