@@ -251,3 +251,26 @@ def test_csv_cell_off_the_path_is_invalid(tmp_path):
     p.write_text(header + 'h,3,2,011000000,"input,conv3x3-bn-relu,output",0.1,1.0\n')
     with pytest.raises(NarError, match="row 1 .*off every input->output path"):
         read_source("101", str(p))
+
+
+def test_space_check_hashes_only_cells_not_in_the_space(tmp_path, monkeypatch):
+    from cache.store import OP_NAMES_101
+    from pipeline import nb101_space
+    from pipeline.sources import cells_101
+
+    table = read_source("101", str(_nb101_slice(tmp_path, n=30)))
+    small = nb101_space.Space(np.asarray(table.hashes[:20], dtype="S32"), table.adjacency[:20],
+                              table.ops[:20], table.n_vertices[:20])
+    monkeypatch.setattr(nb101_space, "load_space", lambda *a, **k: small)
+    hashed = []
+    real_hash = nb101_space.module_hash
+    monkeypatch.setattr(nb101_space, "module_hash", lambda m, o: hashed.append(1) or real_hash(m, o))
+    nv = table.n_vertices.tolist()
+    mats = [table.adjacency[i, :n, :n] for i, n in enumerate(nv)]
+    ops = [[OP_NAMES_101[c] for c in table.ops[i, :n].tolist()] for i, n in enumerate(nv)]
+    hashes = list(table.hashes)
+    adj, codes, n_v = cells_101(hashes, mats, ops, str, space_check_min=1)
+    assert len(hashed) == 10 and (adj == table.adjacency).all() and (codes == table.ops).all()
+    hashes[3] = hashes[25]  # a space cell under another cell's hash
+    with pytest.raises(NarError, match=f"^3: module hash {table.hashes[3]}"):
+        cells_101(hashes, mats, ops, str, space_check_min=1)

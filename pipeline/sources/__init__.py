@@ -79,46 +79,74 @@ def empty_metrics(names, n):
     return {k: np.full(n, np.nan) for k in names}
 
 
-def cells_101(hashes, matrices, op_lists, where):
+SPACE_CHECK_MIN = 50_000  # from this many cells on, check against the enumerated space
+
+
+def cells_101(hashes, matrices, op_lists, where, space_check_min: int = SPACE_CHECK_MIN):
     """Validate NAS-Bench-101 cells and pack them as arrays.
 
     ``matrices``: n x n 0/1 nested lists or arrays; ``op_lists``: lists of op names. Each cell
-    must be valid and its module hash must equal the given one; ``where(i)`` names cell i in
-    errors. Returns (adjacency (N,7,7) int8, ops (N,7) int8, n_vertices (N,) int8).
+    must be valid, pruned, and its module hash must equal the given one; ``where(i)`` names
+    cell i in errors. From ``space_check_min`` cells on, cells identical to the enumerated
+    space's cell of the same hash (``nb101_space.load_space``) are accepted without hashing
+    them one by one. Returns (adjacency (N,7,7) int8, ops (N,7) int8, n_vertices (N,) int8).
     """
-    from pipeline import nb101_space
-
     n = len(hashes)
     adjacency = np.zeros((n, 7, 7), dtype=np.int8)
     ops = np.zeros((n, 7), dtype=np.int8)
     n_vertices = np.zeros(n, dtype=np.int8)
-    for i, (h, m, o) in enumerate(zip(hashes, matrices, op_lists)):
+    for i, (m, o) in enumerate(zip(matrices, op_lists)):
         m = np.asarray(m, dtype=np.int8)
         nv = len(o)
         if m.shape != (nv, nv) or not 2 <= nv <= 7:
             raise NarError(f"{where(i)}: adjacency of shape {m.shape} does not match "
                            f"{nv} ops; fix the cell")
         try:
-            codes = [OP_CODES_101[name] for name in o]
+            ops[i, :nv] = [OP_CODES_101[name] for name in o]
         except KeyError as e:
             raise NarError(f"{where(i)}: unknown op {e.args[0]!r}; use one of "
                            f"{sorted(OP_CODES_101)}") from None
-        try:
-            nb101_space.validate_cell(m, list(o))
-            pruned, _ = nb101_space.prune(m, list(o))
-        except NarError as e:
-            raise NarError(f"{where(i)}: invalid cell ({e})") from None
-        if pruned.shape != m.shape:
-            raise NarError(f"{where(i)}: {nv - len(pruned)} vertices are off every "
-                           f"input->output path, so the cell is not in the space; prune it")
-        got = nb101_space.module_hash(m, list(o))
-        if got != h:
-            raise NarError(f"{where(i)}: module hash {got} of the cell differs from the "
-                           f"given hash {h}; the row is corrupt")
         adjacency[i, :nv, :nv] = m
-        ops[i, :nv] = codes
         n_vertices[i] = nv
+    todo = range(n)
+    if n >= space_check_min:
+        todo = np.flatnonzero(~_in_space(hashes, adjacency, ops, n_vertices)).tolist()
+        log.info("%d of %d cells equal the space's cell of their hash", n - len(todo), n)
+    for i in todo:
+        _check_cell(hashes[i], adjacency[i], ops[i], int(n_vertices[i]), where(i))
     return adjacency, ops, n_vertices
+
+
+def _in_space(hashes, adjacency, ops, n_vertices) -> np.ndarray:
+    """Per cell: whether the space holds exactly this cell under this hash."""
+    from pipeline import nb101_space
+
+    space = nb101_space.load_space()
+    idx = space.find(np.asarray(hashes, dtype="S32"))
+    safe = np.maximum(idx, 0)
+    return ((idx >= 0) & (space.n_vertices[safe] == n_vertices)
+            & (space.ops[safe] == ops).all(axis=1)
+            & (space.adjacency[safe] == adjacency).all(axis=(1, 2)))
+
+
+def _check_cell(h, adjacency, codes, nv, where):
+    from cache.store import OP_NAMES_101
+    from pipeline import nb101_space
+
+    m = adjacency[:nv, :nv]
+    o = [OP_NAMES_101[int(c)] for c in codes[:nv]]
+    try:
+        nb101_space.validate_cell(m, o)
+        pruned, _ = nb101_space.prune(m, o)
+    except NarError as e:
+        raise NarError(f"{where}: invalid cell ({e})") from None
+    if pruned.shape != m.shape:
+        raise NarError(f"{where}: {nv - len(pruned)} vertices are off every "
+                       f"input->output path, so the cell is not in the space; prune it")
+    got = nb101_space.module_hash(m, o)
+    if got != h:
+        raise NarError(f"{where}: module hash {got} of the cell differs from the "
+                       f"given hash {h}; the row is corrupt")
 
 
 def parse_adjacency(s: str, where: str):

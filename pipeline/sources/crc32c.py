@@ -42,7 +42,7 @@ def mask(crc):
 
 
 def crc32c_many(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
-                bucket: int = 64, max_cells: int = 1 << 25) -> np.ndarray:
+                bucket: int = 64, max_cells: int = 1 << 22) -> np.ndarray:
     """CRC32C of ``buf[offsets[i]:offsets[i]+lengths[i]]`` for every i, as uint32.
 
     ``buf`` is a uint8 array (a memory map is fine). Records are sorted by length and processed
