@@ -1,12 +1,9 @@
 """``nar-cli build``: write a NAR cell-information JSON from a benchmark source."""
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
-
-log = logging.getLogger(__name__)
 
 
 @click.command("build")

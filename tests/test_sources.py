@@ -14,7 +14,6 @@ from pipeline.sources import analognas, nb201_pth, tfrecord
 from pipeline.sources.crc32c import crc32c, crc32c_many, mask
 from tests.conftest import shared_data
 
-RUN_FLOATS = {"total_time": "total_time"}
 FINAL_FLOATS = {"current_epoch": "final_current_epoch", "training_time": "final_training_time",
                 "train_accuracy": "final_train_accuracy",
                 "validation_accuracy": "final_validation_accuracy",
