@@ -31,7 +31,7 @@ BENCHES = ("101", "201")
 @dataclass
 class Nb101Rows:
     """NAS-Bench-101 cells: ``adjacency`` (N,7,7) int8 top-left n x n, ``ops`` (N,7) int8 codes
-    of ``cache.store.OP_CODES_101`` (0 past n), ``n_vertices`` (N,), ``hashes`` list of str;
+    of ``cache.store.OP_CODES_101`` (0 past n), ``n_vertices`` (N,), ``hashes`` str list or S32;
     ``metrics`` maps each of ``METRICS_101`` to (N,) float64 (NaN = unknown);
     ``expected_params`` (N,) int64 (-1 = none) is checked against the computed count."""
 
@@ -45,18 +45,11 @@ class Nb101Rows:
     def __len__(self):
         return len(self.hashes)
 
-    def head(self, n):
-        """The first ``n`` cells (all when n is None)."""
-        if n is None or n >= len(self):
-            return self
-        exp = None if self.expected_params is None else self.expected_params[:n]
-        return Nb101Rows(self.hashes[:n], self.adjacency[:n], self.ops[:n],
-                         self.n_vertices[:n], {k: v[:n] for k, v in self.metrics.items()}, exp)
-
 
 @dataclass
 class Nb201Rows:
-    """NAS-Bench-201 cells: ``arch_index`` (N,) official indices, ``ops6`` (N,6) op indices of
+    """NAS-Bench-201 cells: ``arch_index`` (N,) record keys (official index; analognas: canonical
+    code), ``ops6`` (N,6) op indices of
     ``cache.store.OPS_201`` in architecture-string edge order; ``metrics`` maps each of
     ``METRICS_201`` to (N,) float64 (NaN = unknown)."""
 
@@ -66,12 +59,6 @@ class Nb201Rows:
 
     def __len__(self):
         return len(self.arch_index)
-
-    def head(self, n):
-        if n is None or n >= len(self):
-            return self
-        return Nb201Rows(self.arch_index[:n], self.ops6[:n],
-                         {k: v[:n] for k, v in self.metrics.items()})
 
 
 def empty_metrics(names, n):
