@@ -30,6 +30,7 @@ class BaselineFitter:
         from nar.baselines import create_baseline
 
         kw = dict(self.kw)
+        kw.setdefault("target", "rank")  # rank shares: robust to the failed cells' accuracy tail
         if self.name == "lightgbm" and len(rows) < 200:  # tiny samples: let leaves stay small
             kw.setdefault("min_child_samples", 2)
         model = create_baseline(self.name, self.ctx.pool.bench, self.seed, **kw)

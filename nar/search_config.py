@@ -26,6 +26,6 @@ class SamplerConfig:
     population: int = 64
     tournament: int = 16
     # query-efficient (iterative) mode
-    init_size: int = 32         # architectures queried at random before the first fit
-    query_step: int = 16        # top predictions queried per round
+    init_size: int = 24         # architectures queried at random before the first fit
+    query_step: int = 8         # top predictions queried per round
     finetune_epochs: int = 0    # >0: fine-tune the previous model this many epochs; 0: retrain
