@@ -1,0 +1,121 @@
+"""Checkpoint files: NAR weights (+ tier embeddings, feature transform) and the metadata to
+rebuild and use them, stored as tensors and plain Python types only, so that they load with
+``torch.load(weights_only=True)``. Baselines are small joblib files with the same metadata."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from nar.config import config_from_dict
+from nar.model import NARanker, build_model
+from pipeline.errors import NarError
+
+FORMAT = "nar-ranker"
+VERSION = 1
+META_KEYS = ("config", "bench", "dataset", "n_arch_patch", "d_patch", "tier_thresholds", "label",
+             "train_keys", "val_keys", "store_sha256", "store_fingerprint", "seed", "epoch",
+             "val_kendalltau", "score_thresholds")
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_checkpoint(path, members: list[NARanker], meta: dict) -> Path:
+    """Write the weights of each ensemble member (one for the paper model) and ``meta``."""
+    states = [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in members]
+    blob = {"format": FORMAT, "version": VERSION, "arch": "NAR", "members": states}
+    blob.update({k: meta[k] for k in META_KEYS if k in meta})
+    return _atomic(path, lambda tmp: torch.save(blob, tmp))
+
+
+def save_baseline(path, model, meta: dict) -> Path:
+    import joblib
+
+    blob = {"format": FORMAT, "version": VERSION, "arch": meta["config"]["arch"], "model": model}
+    blob.update({k: meta[k] for k in META_KEYS if k in meta})
+    return _atomic(path, lambda tmp: joblib.dump(blob, tmp))
+
+
+def load_checkpoint(path) -> dict:
+    """Read a NAR checkpoint (weights-only) or a baseline checkpoint (.joblib)."""
+    p = Path(path)
+    if not p.exists():
+        raise NarError(f"checkpoint not found: {p}; pass a ckp_*.pth file written by `nar-cli train`")
+    if p.suffix == ".joblib":
+        import joblib
+
+        try:
+            blob = joblib.load(p)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's bad input
+            raise NarError(f"cannot read baseline checkpoint {p}: {e}") from e
+    else:
+        try:
+            blob = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise NarError(f"cannot read checkpoint {p}: {e.__class__.__name__}; "
+                           "is it a checkpoint written by `nar-cli train`?") from e
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise NarError(f"{p} is not a NAR checkpoint; pass a ckp_*.pth file written by `nar-cli train`")
+    if blob.get("version") != VERSION:
+        raise NarError(f"checkpoint {p} has version {blob.get('version')}, this version reads {VERSION}")
+    blob["path"] = str(p)
+    return blob
+
+
+def resolve_checkpoint(run_dir, name: str) -> Path:
+    """``name`` inside ``run_dir`` (or a path); a baseline's ``.joblib`` twin when the ``.pth``
+    does not exist."""
+    p = Path(name)
+    if not p.is_absolute() and not p.exists():
+        p = Path(run_dir) / name
+    if not p.exists() and p.suffix == ".pth" and p.with_suffix(".joblib").exists():
+        p = p.with_suffix(".joblib")
+    if not p.exists():
+        raise NarError(f"checkpoint not found: {p}; pass --checkpoint ckp_best.pth or ckp_last.pth "
+                       "of a finished `nar-cli train` run")
+    return p
+
+
+def build_members(blob: dict) -> list[NARanker]:
+    """The ensemble members of a NAR checkpoint, in eval mode."""
+    cfg = config_from_dict(blob["config"], f"checkpoint {blob.get('path', '')}")
+    members = []
+    for state in blob["members"]:
+        model = build_model(cfg.ranker)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[-1].strip()
+            raise NarError(f"checkpoint {blob.get('path', '')} does not match its config: {first}") from e
+        members.append(model.eval())
+    return members
+
+
+def check_compatible(blob: dict, cfg) -> None:
+    """NarError when ``cfg`` (from --config_file) describes another bench or model shape."""
+    if blob["bench"] != cfg.bench:
+        raise NarError(f"checkpoint {blob.get('path', '')} is for NB{blob['bench']} but the config is for "
+                       f"NB{cfg.bench}; use the config the model was trained with")
+    if blob.get("arch", "NAR") != cfg.arch:
+        raise NarError(f"checkpoint {blob.get('path', '')} holds a {blob.get('arch')!r} model but the config "
+                       f"says arch {cfg.arch!r}")
+    if blob.get("arch", "NAR") != "NAR":
+        return
+    saved = blob["config"]["ranker"]
+    now = cfg.to_dict()["ranker"]
+    diff = [k for k in now if k != "dropout" and saved.get(k) != now[k]]
+    if diff:
+        k = diff[0]
+        raise NarError(f"checkpoint {blob.get('path', '')} has ranker.{k}={saved.get(k)!r} but the config says "
+                       f"{now[k]!r} (shape mismatch); use the config the model was trained with")

@@ -1,0 +1,117 @@
+"""``nar-cli test`` (ranking metrics on held-out and whole-space architectures -> results.json)
+and ``nar-cli predict`` (key, tier, score, rank of every architecture -> CSV)."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nar.checkpoint import build_members, check_compatible, load_checkpoint, resolve_checkpoint
+from nar.config import config_from_dict, load_config
+from nar.data import (check_features, label_array, open_store, store_fingerprint, store_keys,
+                      target_array, tiers_from_thresholds)
+from nar.harness import _attach_log, _detach_log
+from nar.train import predict_batched
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+
+
+def score_store(blob: dict, store, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted tier, score) of every architecture of ``store`` with a loaded checkpoint."""
+    if store.bench != blob["bench"]:
+        raise NarError(f"store {store.path} is NB{store.bench} but checkpoint {blob.get('path', '')} "
+                       f"is for NB{blob['bench']}; use a store of the same bench")
+    dataset = blob["dataset"]
+    if blob.get("arch", "NAR") == "NAR":
+        check_features(store, dataset, blob["n_arch_patch"], blob["d_patch"], f"checkpoint {blob.get('path', '')}")
+        return predict_batched(build_members(blob), store.data(dataset, "features"), batch_size)
+    score = np.asarray(blob["model"].predict(store, np.arange(store.n)), dtype=np.float64)
+    return tiers_from_thresholds(score, blob["score_thresholds"]), score
+
+
+def _metrics(score, target, pred_tier, true_tier) -> dict:
+    from nar.metrics import ranking_metrics
+
+    out = ranking_metrics(score, target, pred_tier=pred_tier, true_tier=true_tier)
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=None,
+             save_file_name="test.log", overrides=()) -> dict:
+    """Evaluate a checkpoint of ``run_dir`` on ``data_path``; writes results.json and the log."""
+    cfg = load_config(config_file, overrides)
+    if seed is not None:
+        cfg.seed = int(seed)
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NarError(f"run directory not found: {run_dir}; pass the --save_dir of `nar-cli train`")
+    blob = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
+    check_compatible(blob, cfg)
+    store = open_store(data_path, cfg.bench)
+    dataset = blob["dataset"]
+    target, target_name = target_array(store, dataset, cfg.target)
+    try:
+        label_y, _ = label_array(store, dataset, blob["label"])
+    except NarError:
+        label_y = target
+    tier_truth = tiers_from_thresholds(label_y, blob["tier_thresholds"])
+    pred_tier, score = score_store(blob, store)
+
+    keys = store_keys(store)
+    same_data = store_fingerprint(store) == blob["store_fingerprint"]
+    used = set(blob["train_keys"]) | (set(blob["val_keys"]) if same_data else set())
+    known = np.isfinite(target)
+    heldout = known & ~np.fromiter((k in used for k in keys), bool, len(keys))
+    results = {"checkpoint": blob["path"], "bench": blob["bench"], "dataset": dataset,
+               "seed": cfg.seed, "label": blob["label"], "target": target_name,
+               "n_train": len(blob["train_keys"]), "n_test": int(heldout.sum()),
+               "same_data_as_training": same_data}
+    for name, m in (("heldout", heldout), ("whole_space", known)):
+        tt = np.where(np.isfinite(label_y[m]), tier_truth[m], tiers_from_thresholds(target[m], blob["tier_thresholds"]))
+        results[name] = _metrics(score[m], target[m], pred_tier[m], tt)
+    handler = _attach_log(run_dir / save_file_name)
+    try:
+        log.info("test %s on %s (%s): heldout %s", blob["path"], store.path, target_name, results["heldout"])
+        log.info("whole space: %s", results["whole_space"])
+    finally:
+        _detach_log(handler)
+    _write_atomic(run_dir / "results.json", json.dumps(results, indent=2, default=float))
+    return results
+
+
+def run_predict(checkpoint, data_path, out) -> Path:
+    """Write key, tier, score, rank (1 = best score) of every architecture to ``out`` (CSV)."""
+    blob = load_checkpoint(checkpoint)
+    cfg = config_from_dict(blob["config"], f"checkpoint {checkpoint}")
+    store = open_store(data_path, cfg.bench)
+    tier, score = score_store(blob, store)
+    rank = np.empty(len(score), np.int64)
+    rank[np.argsort(-score, kind="stable")] = np.arange(1, len(score) + 1)
+    keys = store_keys(store)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["key", "tier", "score", "rank"])
+            w.writerows(zip(keys, tier.tolist(), (f"{s:.6g}" for s in score), rank.tolist()))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("wrote %d predictions to %s", len(score), out)
+    return out

@@ -1,0 +1,189 @@
+"""The one training harness behind ``nar-cli train`` and :func:`nar.api.fit`: validate the
+input, split by seed, train NAR (or a baseline, same splits and evaluation), write the run
+directory (config.yaml, train.log, metrics.csv, ckp_best / ckp_last)."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from cache.store import Store
+from nar.checkpoint import save_baseline, save_checkpoint
+from nar.config import Config, load_config
+from nar.data import (Split, check_features, label_array, load_features, make_split, open_store,
+                      store_fingerprint, store_keys, tier_cut, tiers_from_thresholds)
+from nar.train import train_ranker
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+BASELINES = ("lightgbm", "xgboost", "mlp")
+
+
+@dataclass
+class Prepared:
+    cfg: Config
+    store: Store
+    dataset: str
+    y: np.ndarray      # training label of every architecture (NaN where unknown)
+    label: str         # "val_acc" or "test_acc"
+    split: Split
+    keys: np.ndarray   # architecture keys (str)
+
+
+def prepare(cfg: Config, data, sha256=None, skip_sha256=False) -> Prepared:
+    """Open and check the data against ``cfg``; every input error is raised here, before any
+    output is written."""
+    if cfg.arch != "NAR" and cfg.arch not in BASELINES:
+        raise NarError(f"config key 'arch': {cfg.arch!r}; use NAR or one of {', '.join(BASELINES)}")
+    if cfg.start_epochs >= cfg.ranker_epochs:
+        raise NarError(f"start_epochs {cfg.start_epochs} >= ranker_epochs {cfg.ranker_epochs}; nothing to train")
+    store = open_store(data, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)
+    if store.bench != cfg.bench:
+        raise NarError(f"store {store.path} is NB{store.bench} but the config is for NB{cfg.bench} "
+                       f"(space {cfg.space!r}); use config/config{'201' if store.bench == '201' else ''}.yml")
+    dataset = cfg.dataset
+    if cfg.arch == "NAR":
+        check_features(store, dataset, cfg.ranker.n_arch_patch, cfg.ranker.d_patch, "the config")
+    y, label = label_array(store, dataset, cfg.strategy)
+    split = make_split(y, cfg.train_size, cfg.val_size, cfg.seed)
+    if cfg.train_size < cfg.ranker.n_tier:
+        raise NarError(f"train_size {cfg.train_size} < n_tier {cfg.ranker.n_tier}; raise train_size")
+    return Prepared(cfg, store, dataset, y, label, split, store_keys(store))
+
+
+def base_meta(prep: Prepared) -> dict:
+    cfg = prep.cfg
+    _, thresholds = tier_cut(prep.y[prep.split.train], cfg.ranker.n_tier)
+    return {"config": cfg.to_dict(), "bench": cfg.bench, "dataset": prep.dataset,
+            "n_arch_patch": cfg.ranker.n_arch_patch, "d_patch": cfg.ranker.d_patch,
+            "tier_thresholds": [float(v) for v in thresholds], "label": prep.label,
+            "train_keys": [str(k) for k in prep.keys[prep.split.train]],
+            "val_keys": [str(k) for k in prep.keys[prep.split.val]],
+            "store_sha256": str(prep.store.attrs.get("source_sha256", "")),
+            "store_fingerprint": store_fingerprint(prep.store), "seed": int(cfg.seed)}
+
+
+class RunDir:
+    """Writes metrics.csv rows as epochs end and keeps the finished models."""
+
+    COLUMNS = ["member", "epoch", "loss", "tier_loss", "rank_loss", "lr", "train_tier_acc",
+               "val_tier_acc", "val_kendalltau", "time"]
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.member = 0
+        self.last, self.best, self.best_rows = [], [], []
+        self._rows: list[dict] = []
+        if path is not None:
+            with open(path / "metrics.csv", "w", newline="") as f:
+                csv.writer(f).writerow(self.COLUMNS)
+
+    def on_epoch(self, row: dict) -> None:
+        row = {"member": self.member, **row}
+        self._rows.append(row)
+        if self.path is not None:
+            with open(self.path / "metrics.csv", "a", newline="") as f:
+                csv.writer(f).writerow([_fmt(row.get(c, "")) for c in self.COLUMNS])
+
+    def on_finish(self, last, best) -> None:
+        self.last.append(last)
+        self.best.append(best)
+        mine = [r for r in self._rows if r["member"] == self.member]
+        self.best_rows.append(max((r for r in mine if r.get("best")), key=lambda r: r["epoch"], default=mine[-1]))
+        self.member += 1
+
+
+def _fmt(v):
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def train_models(prep: Prepared, run: RunDir, progress: bool = False) -> list[dict]:
+    """Train ``n_ensemble`` NAR members (seeds seed, seed+1, ...); returns the history."""
+    cfg, s = prep.cfg, prep.split
+    x_tr = load_features(prep.store, prep.dataset, s.train)
+    x_va = load_features(prep.store, prep.dataset, s.val)
+    history = []
+    for k in range(cfg.n_ensemble):
+        member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
+        if cfg.n_ensemble > 1:
+            log.info("ensemble member %d/%d (seed %d)", k + 1, cfg.n_ensemble, member_cfg.seed)
+        _, hist = train_ranker(member_cfg, x_tr, prep.y[s.train], x_va, prep.y[s.val], run=run,
+                               progress=progress)
+        history.extend(hist)
+    return history
+
+
+def train_baseline(prep: Prepared, run: RunDir):
+    """Fit a baseline on the same split; returns (model, meta extras)."""
+    from nar.baselines import create_baseline
+
+    cfg, s = prep.cfg, prep.split
+    model = create_baseline(cfg.arch, cfg.bench, cfg.seed)
+    model.fit(prep.store, s.train, prep.y[s.train])
+    score_tr = np.asarray(model.predict(prep.store, s.train), dtype=np.float64)
+    score_va = np.asarray(model.predict(prep.store, s.val), dtype=np.float64)
+    _, thr = tier_cut(prep.y[s.train], cfg.ranker.n_tier)
+    _, score_thr = tier_cut(score_tr, cfg.ranker.n_tier)
+    tau = float(kendalltau(score_va, prep.y[s.val]).statistic)
+    val_acc = float((tiers_from_thresholds(score_va, score_thr) == tiers_from_thresholds(prep.y[s.val], thr)).mean())
+    run.on_epoch({"epoch": 1, "val_tier_acc": val_acc, "val_kendalltau": tau, "best": True})
+    log.info("%s: val tier acc %.3f val tau %.4f", cfg.arch, val_acc, tau)
+    return model, {"score_thresholds": [float(v) for v in score_thr], "epoch": 1, "val_kendalltau": tau}
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    for name in ("nar", "pipeline", "cache"):
+        lg = logging.getLogger(name)
+        lg.addHandler(handler)
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
+    return handler
+
+
+def _detach_log(handler: logging.Handler) -> None:
+    for name in ("nar", "pipeline", "cache"):
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
+
+
+def run_training(config_file, data_path, save_dir, seed=None, overrides=(), sha256=None,
+                 skip_sha256=False, progress=False) -> Path:
+    """``nar-cli train``: everything is checked before the run directory is written."""
+    cfg = load_config(config_file, overrides)
+    if seed is not None:
+        cfg.seed = int(seed)
+    prep = prepare(cfg, data_path, sha256=sha256, skip_sha256=skip_sha256)
+    out = Path(save_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+    handler = _attach_log(out / "train.log")
+    try:
+        log.info("train %s on NB%s %s: %d train / %d val / %d held out, label %s, seed %d",
+                 cfg.arch, cfg.bench, prep.dataset, len(prep.split.train), len(prep.split.val),
+                 len(prep.split.rest), prep.label, cfg.seed)
+        run = RunDir(out)
+        meta = base_meta(prep)
+        if cfg.arch == "NAR":
+            train_models(prep, run, progress=progress)
+            for name, models in (("ckp_last.pth", run.last), ("ckp_best.pth", run.best)):
+                rows = run.best_rows if name == "ckp_best.pth" else [
+                    [r for r in run._rows if r["member"] == k][-1] for k in range(len(models))]
+                extra = {"epoch": int(rows[0]["epoch"]),
+                         "val_kendalltau": float(np.mean([r.get("val_kendalltau", np.nan) for r in rows]))}
+                save_checkpoint(out / name, models, {**meta, **extra})
+        else:
+            model, extra = train_baseline(prep, run)
+            for name in ("ckp_last.joblib", "ckp_best.joblib"):
+                save_baseline(out / name, model, {**meta, **extra})
+        log.info("run written to %s", out)
+    finally:
+        _detach_log(handler)
+    return out

@@ -1,0 +1,140 @@
+"""The Neural Architecture Ranker network (METHOD.md section 4) and its training loss.
+
+Input: raw ReNAS feature tensors (B, C, P, P). The model holds, as buffers saved with its
+weights, the feature transform (optional log1p, per-element shift/scale fitted on the
+training set) and the tier embeddings (n_tier, C, d), so a checkpoint predicts on its own.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nar.config import RankerConfig
+from nar.layers import DecoderLayer, EncoderLayer, init_weights, sinusoid_table
+
+
+class NARanker(nn.Module):
+    def __init__(self, rc: RankerConfig):
+        super().__init__()
+        self.rc = rc
+        C, P, d = rc.n_arch_patch, rc.d_patch, rc.d_model
+        self.patch_proj = nn.Linear(P * P, rc.d_patch_vec)
+        self.to_model = nn.Linear(rc.d_patch_vec, d) if rc.d_patch_vec != d else nn.Identity()
+        self.register_buffer("pos_table", sinusoid_table(rc.n_position, d), persistent=False)
+        self.drop = nn.Dropout(rc.dropout)
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        layer_args = (d, rc.d_ffn_inner, rc.n_head, rc.d_k, rc.d_v, rc.dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(rc.n_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(rc.n_layers))
+        self.score_head = nn.Sequential(nn.Linear(C * d, rc.d_val_acc_prj_inner), nn.ReLU(),
+                                        nn.Dropout(rc.dropout), nn.Linear(rc.d_val_acc_prj_inner, 1))
+        self.tier_head = nn.Sequential(nn.Linear(C * d, rc.d_tier_prj_inner), nn.ReLU(),
+                                       nn.Dropout(rc.dropout), nn.Linear(rc.d_tier_prj_inner, rc.n_tier))
+        init_weights(self)
+        self.register_buffer("tier_emb", torch.zeros(rc.n_tier, C, d))
+        self.register_buffer("tier_count", torch.zeros(rc.n_tier))
+        self.register_buffer("feat_log", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("feat_shift", torch.zeros(C, P, P))
+        self.register_buffer("feat_scale", torch.ones(C, P, P))
+
+    # --- features -------------------------------------------------------------------------
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw features -> network input (identity unless feature scaling was fitted)."""
+        if bool(self.feat_log):
+            x = torch.log1p(x.clamp_min(0))
+        return (x - self.feat_shift) * self.feat_scale
+
+    def fit_feature_scale(self, feats: torch.Tensor, mode: str) -> None:
+        """Fit the transform on training features: none | log1p | standardize | log1p_standardize.
+        Standardisation is per element (C, P, P); constant elements keep scale 1."""
+        self.feat_log.fill_(mode in ("log1p", "log1p_standardize"))
+        self.feat_shift.zero_()
+        self.feat_scale.fill_(1.0)
+        if mode in ("standardize", "log1p_standardize"):
+            x = self.transform(feats.float())
+            mean, std = x.mean(0), x.std(0)
+            self.feat_shift.copy_(mean)
+            self.feat_scale.copy_(torch.where(std > 1e-8, 1.0 / std.clamp_min(1e-8), torch.ones_like(std)))
+
+    # --- network --------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, P, P) raw features -> E (B, C, d)."""
+        b, c = x.shape[:2]
+        h = self.to_model(self.patch_proj(self.transform(x).reshape(b, c, -1)))
+        h = self.norm(self.drop(h + self.pos_table[:c]))
+        for layer in self.encoder:
+            h = layer(h)
+        return h
+
+    def score(self, enc: torch.Tensor) -> torch.Tensor:
+        """E -> one relative-quality scalar per architecture (higher is better)."""
+        return self.score_head(enc.flatten(1)).squeeze(-1)
+
+    def tier_logits(self, enc: torch.Tensor) -> torch.Tensor:
+        """E -> (B, n_tier) logits: one decoder pass with every tier folded into the batch."""
+        n_tier = self.tier_emb.shape[0]
+        b, c, d = enc.shape
+        tgt = self.tier_emb.to(enc.dtype)[:, None].expand(n_tier, b, c, d).reshape(n_tier * b, c, d)
+        mem = enc[None].expand(n_tier, b, c, d).reshape(n_tier * b, c, d)
+        for layer in self.decoder:
+            tgt = layer(tgt, mem)
+        out = tgt.view(n_tier, b, c, d).sum(0).flatten(1)
+        logits = self.tier_head(out)
+        return logits * d ** -0.5 if self.rc.scale_prj else logits
+
+    def forward(self, x: torch.Tensor):
+        """Returns (tier logits (B, n_tier), score (B,), E (B, C, d))."""
+        enc = self.encode(x)
+        return self.tier_logits(enc), self.score(enc), enc
+
+    # --- tier embeddings ------------------------------------------------------------------
+    def reset_tier_counts(self) -> None:
+        """Start a new running mean: the next update of a tier replaces its embedding."""
+        self.tier_count.zero_()
+
+    @torch.no_grad()
+    def update_tier_emb(self, enc: torch.Tensor, tiers: torch.Tensor) -> None:
+        """Fold E of a batch into each tier's running mean; ``tiers`` in 1..n_tier."""
+        n_tier = self.tier_emb.shape[0]
+        onehot = F.one_hot(tiers.long() - 1, n_tier).to(torch.float32)  # (B, T)
+        sums = torch.einsum("bt,bcd->tcd", onehot, enc.detach().float())
+        counts = onehot.sum(0)
+        new = self.tier_count + counts
+        seen = counts > 0
+        upd = self.tier_emb + (sums - counts[:, None, None] * self.tier_emb) / new.clamp_min(1)[:, None, None]
+        self.tier_emb.copy_(torch.where(seen[:, None, None], upd, self.tier_emb))
+        self.tier_count.copy_(new)
+
+    @torch.no_grad()
+    def recompute_tier_emb(self, feats: torch.Tensor, tiers: torch.Tensor, batch_size: int = 1024) -> None:
+        """Exact per-tier means of E over ``feats`` in eval mode (order independent)."""
+        was_training = self.training
+        self.eval()
+        self.reset_tier_counts()
+        self.tier_emb.zero_()
+        for i in range(0, len(feats), batch_size):
+            self.update_tier_emb(self.encode(feats[i:i + batch_size]), tiers[i:i + batch_size])
+        self.train(was_training)
+
+
+def build_model(rc: RankerConfig) -> NARanker:
+    return NARanker(rc)
+
+
+def pairwise_rank_loss(score: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over ordered pairs with y_i != y_j of log(1 + exp(-(s_i - s_j) sign(y_i - y_j)))."""
+    sign = torch.sign(y[:, None] - y[None, :])
+    mask = sign != 0
+    if not bool(mask.any()):
+        return score.sum() * 0.0
+    diff = score[:, None] - score[None, :]
+    return F.softplus(-diff * sign)[mask].mean()
+
+
+def nar_loss(logits, score, tiers, y, aux_loss: bool, loss_factor: float):
+    """Cross-entropy of tier logits vs the one-hot tier (+ loss_factor x pairwise ranking loss).
+    Returns (total, tier loss, ranking loss)."""
+    ce = F.cross_entropy(logits.float(), tiers.long() - 1)
+    rank = pairwise_rank_loss(score.float(), y.float()) if aux_loss else ce.new_zeros(())
+    return ce + loss_factor * rank, ce, rank

@@ -1,0 +1,159 @@
+"""Training loop of the ranker on in-memory arrays (no DataLoader: batches are slices of a
+seeded permutation of one tensor). Used by ``nar-cli train``, :func:`nar.api.fit` and the
+search's query-efficient fine-tuning."""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau
+
+from nar.config import Config
+from nar.data import tier_cut, tiers_from_thresholds
+from nar.model import NARanker, build_model, nar_loss
+from pipeline.errors import NarError
+
+log = logging.getLogger(__name__)
+
+
+def select_device(cfg: Config) -> torch.device:
+    """cuda when available and allowed (device auto/cuda and is_cuda), else cpu."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise NarError("config device 'cuda' but CUDA is not available; use --set device=auto")
+    if cfg.device != "cpu" and cfg.is_cuda and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def learning_rate(step: int, cfg: Config) -> float:
+    """lr_mul * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5), step counted from 1."""
+    s = max(int(step), 1)
+    w = cfg.lr_scheduler.n_warmup_steps
+    return cfg.lr_scheduler.lr_mul * cfg.ranker.d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5)
+
+
+@torch.no_grad()
+def predict_batched(models: list[NARanker], feats, batch_size: int = 2048, device=None):
+    """Tier (1..n_tier, int64) and score (float64) of every row of ``feats`` (array or memmap).
+    Ensembles average the tier probabilities and the scores of their members."""
+    if isinstance(models, NARanker):
+        models = [models]
+    device = torch.device(device) if device is not None else next(models[0].parameters()).device
+    n = len(feats)
+    tiers = np.empty(n, np.int64)
+    scores = np.empty(n, np.float64)
+    states = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        for i in range(0, n, batch_size):
+            x = torch.from_numpy(np.array(feats[i:i + batch_size], dtype=np.float32)).to(device)
+            prob, score = 0.0, 0.0
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                for m in models:
+                    logits, s, _ = m(x)
+                    prob = prob + torch.softmax(logits.float(), -1)
+                    score = score + s.float()
+            tiers[i:i + len(x)] = (prob.argmax(-1) + 1).cpu().numpy()
+            scores[i:i + len(x)] = (score / len(models)).cpu().numpy()
+    finally:
+        for m, t in zip(models, states):
+            m.train(t)
+    return tiers, scores
+
+
+def _batches(n: int, bs: int, drop_last: bool, gen: torch.Generator):
+    perm = torch.randperm(n, generator=gen)
+    stop = (n // bs) * bs if drop_last and n >= bs else n
+    return [perm[i:i + bs] for i in range(0, stop, bs)]
+
+
+def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARanker | None = None,
+                 run=None, *, progress: bool = False):
+    """Train one ranker; ``labels`` are accuracies (cut into tiers here). Returns (model, history):
+    the model of the best validation Kendall tau with exact tier embeddings over the training
+    set, and one dict per epoch. ``init`` (an existing model, copied) is fine-tuned instead of
+    a fresh one. ``run`` (optional) gets ``on_epoch(row)`` and ``on_finish(last, best)``."""
+    labels = np.asarray(labels, dtype=np.float64)
+    val_labels = np.asarray(val_labels, dtype=np.float64)
+    tiers_np, thresholds = tier_cut(labels, cfg.ranker.n_tier)
+    val_tiers = tiers_from_thresholds(val_labels, thresholds)
+    device = select_device(cfg)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(device)
+    y = torch.from_numpy(labels).to(device)
+    t = torch.from_numpy(tiers_np).to(device)
+    if init is None:
+        model = build_model(cfg.ranker).to(device)
+        model.fit_feature_scale(x, cfg.feature_scale)
+    else:
+        model = copy.deepcopy(init).to(device)
+    o = cfg.optimizer
+    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate(1, cfg), betas=(o.beta1, o.beta2),
+                            eps=o.eps, weight_decay=o.weight_decay)
+    amp = device.type == "cuda"
+    history, best_tau, best_state, step = [], -np.inf, None, 0
+    epochs = range(cfg.start_epochs, cfg.ranker_epochs)
+    if progress:
+        from tqdm import tqdm
+
+        epochs = tqdm(epochs, desc="train", unit="epoch")
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        model.train()
+        model.reset_tier_counts()
+        tot = ce_sum = rank_sum = 0.0
+        correct = seen = 0
+        for idx in _batches(len(x), cfg.train_bs, cfg.drop_last, gen):
+            idx = idx.to(device)
+            step += 1
+            lr = learning_rate(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                logits, score, enc = model(x[idx])
+                loss, ce, rank = nar_loss(logits, score, t[idx], y[idx], cfg.aux_loss, cfg.loss_factor)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            model.update_tier_emb(enc, t[idx])
+            k = len(idx)
+            tot += loss.item() * k
+            ce_sum += ce.item() * k
+            rank_sum += rank.item() * k
+            correct += int((logits.argmax(-1) + 1 == t[idx]).sum())
+            seen += k
+        row = {"epoch": epoch + 1, "loss": tot / seen, "tier_loss": ce_sum / seen,
+               "rank_loss": rank_sum / seen, "lr": lr, "train_tier_acc": correct / seen}
+        if (epoch + 1) % cfg.validate_freq == 0 or epoch + 1 == cfg.ranker_epochs:
+            vt, vs = predict_batched([model], val_feats, cfg.val_bs, device)
+            tau = float(kendalltau(vs, val_labels).statistic) if len(vs) > 1 else float("nan")
+            row.update(val_tier_acc=float((vt == val_tiers).mean()), val_kendalltau=tau)
+            if np.isfinite(tau) and tau > best_tau:
+                best_tau = tau
+                best_state = copy.deepcopy(model.state_dict())
+                row["best"] = True
+        row["time"] = time.perf_counter() - t0
+        history.append(row)
+        log.info("epoch %d loss %.4f lr %.2e train tier acc %.3f val tier acc %s val tau %s",
+                 row["epoch"], row["loss"], lr, row["train_tier_acc"],
+                 f"{row.get('val_tier_acc', float('nan')):.3f}", f"{row.get('val_kendalltau', float('nan')):.4f}")
+        if run is not None:
+            run.on_epoch(row)
+    model.recompute_tier_emb(x, t, cfg.val_bs)
+    last = model
+    best = model
+    if best_state is not None and history and not history[-1].get("best"):
+        best = copy.deepcopy(model)
+        best.load_state_dict(best_state)
+        best.recompute_tier_emb(x, t, cfg.val_bs)
+    last.eval()
+    best.eval()
+    if run is not None:
+        run.on_finish(last, best)
+    return best, history

@@ -1,0 +1,98 @@
+"""The ranker network: batched decoder vs a per-tier loop, tier embeddings, loss, lr schedule."""
+import math
+
+import numpy as np
+import torch
+
+from nar.config import Config, RankerConfig
+from nar.model import build_model, nar_loss, pairwise_rank_loss
+from nar.train import learning_rate
+
+TINY = RankerConfig(n_tier=5, n_arch_patch=31, d_patch=4, d_patch_vec=16, d_model=16, d_ffn_inner=32,
+                    d_tier_prj_inner=32, n_layers=2, n_head=2, d_k=8, d_v=8, dropout=0.1,
+                    d_val_acc_prj_inner=32)
+
+
+def _model(seed=0, **kw):
+    torch.manual_seed(seed)
+    rc = RankerConfig(**{**TINY.__dict__, **kw})
+    return build_model(rc)
+
+
+def test_batched_decoder_equals_per_tier_loop():
+    m = _model(d_patch_vec=24).eval()  # d_patch_vec != d_model exercises the extra projection
+    m.tier_emb.copy_(torch.randn_like(m.tier_emb))
+    x = torch.rand(7, 31, 4, 4) * 3
+    with torch.no_grad():
+        logits, score, enc = m(x)
+        total = 0
+        for t in range(m.tier_emb.shape[0]):
+            h = m.tier_emb[t].expand(len(x), -1, -1)
+            for layer in m.decoder:
+                h = layer(h, enc)
+            total = total + h
+        ref = m.tier_head(total.flatten(1)) * m.rc.d_model ** -0.5
+    assert logits.shape == (7, 5) and score.shape == (7,) and enc.shape == (7, 31, 16)
+    assert torch.allclose(logits, ref, atol=1e-5)
+    assert not torch.allclose(logits[0], logits[1])  # inputs matter
+
+
+def test_running_mean_and_exact_recompute_are_order_independent():
+    m = _model().eval()
+    enc = torch.randn(12, 31, 16)
+    tiers = torch.tensor([1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 1])
+    m.update_tier_emb(enc[:5], tiers[:5])
+    m.update_tier_emb(enc[5:], tiers[5:])
+    for t in range(1, 6):
+        assert torch.allclose(m.tier_emb[t - 1], enc[tiers == t].mean(0), atol=1e-6)
+    m.reset_tier_counts()  # the next update replaces tier 1 with the new batch's mean
+    m.update_tier_emb(enc[:1], tiers[:1])
+    assert torch.allclose(m.tier_emb[0], enc[0], atol=1e-6)
+    assert torch.allclose(m.tier_emb[1], enc[tiers == 2].mean(0), atol=1e-6)
+
+    x = torch.rand(40, 31, 4, 4)
+    t = torch.randint(1, 6, (40,))
+    m.recompute_tier_emb(x, t, batch_size=7)
+    a = m.tier_emb.clone()
+    perm = torch.randperm(40)
+    m.recompute_tier_emb(x[perm], t[perm], batch_size=16)
+    assert torch.allclose(a, m.tier_emb, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(a[0], m.encode(x[t == 1]).mean(0), atol=1e-5)
+
+
+def test_pairwise_loss_matches_definition_and_skips_ties():
+    s = torch.tensor([0.3, -1.0, 2.0, 0.5])
+    y = torch.tensor([90.0, 91.0, 90.0, 80.0])
+    terms = [math.log1p(math.exp(-(s[i] - s[j]).item() * np.sign((y[i] - y[j]).item())))
+             for i in range(4) for j in range(4) if y[i] != y[j]]
+    assert len(terms) == 10
+    assert abs(pairwise_rank_loss(s, y).item() - np.mean(terms)) < 1e-6
+    logits = torch.randn(4, 5)
+    tiers = torch.tensor([1, 2, 5, 3])
+    total, ce, rank = nar_loss(logits, s, tiers, y, aux_loss=True, loss_factor=9.0)
+    assert abs(ce.item() - torch.nn.functional.cross_entropy(logits, tiers - 1).item()) < 1e-6
+    assert abs(total.item() - (ce.item() + 9 * rank.item())) < 1e-5
+    assert nar_loss(logits, s, tiers, y, aux_loss=False, loss_factor=9.0)[0].item() == ce.item()
+
+
+def test_learning_rate_schedule():
+    cfg = Config()
+    cfg.ranker.d_model, cfg.lr_scheduler.lr_mul, cfg.lr_scheduler.n_warmup_steps = 128, 0.07, 30
+    peak = 0.07 * 128 ** -0.5 * 30 ** -0.5
+    assert math.isclose(learning_rate(30, cfg), peak)
+    assert math.isclose(learning_rate(1, cfg), 0.07 * 128 ** -0.5 * 30 ** -1.5)
+    assert learning_rate(15, cfg) < peak and learning_rate(120, cfg) == peak / 2
+
+
+def test_feature_scaling_is_fitted_on_training_features():
+    m = _model()
+    x = torch.rand(50, 31, 4, 4) * torch.logspace(0, 7, 31)[None, :, None, None]
+    x[:, :, 3, 0] = 0.0  # a constant element keeps scale 1
+    m.fit_feature_scale(x, "log1p_standardize")
+    z = m.transform(x)
+    assert torch.allclose(z.mean(0), torch.zeros(31, 4, 4), atol=1e-4)
+    assert torch.allclose(z[:, 5, 0, 1].std(), torch.tensor(1.0), atol=1e-4)
+    assert torch.equal(z[:, :, 3, 0], torch.zeros(50, 31))
+    m.fit_feature_scale(x, "none")
+    assert torch.equal(m.transform(x), x)
