@@ -163,7 +163,7 @@ def strict_protocol(ctx: SearchContext, iters: list[dict], known_rows, n_known_q
                     strict_iterations: int, budget: int | None = None) -> dict:
     """Look up the top-k of the last ``strict_iterations`` iterations (within ``budget``
     queries), pick the best ``select`` accuracy among known + looked-up rows."""
-    known = set(int(r) for r in known_rows)
+    known = set(int(r) for r in known_rows if ctx.pool.allowed[r])  # hard limits apply to picks too
     looked: list[int] = []
     room = np.inf if budget is None else budget - n_known_queries
     for it in iters[-strict_iterations:] if strict_iterations > 0 else []:

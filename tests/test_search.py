@@ -181,3 +181,15 @@ def test_checkpoint_of_another_bench_is_refused(tmp_path, tiny_checkpoint):
     with pytest.raises(NarError, match="NAS-Bench"):
         run_sample(p, tmp_path / "run", checkpoint=str(tiny_checkpoint))
     assert not (tmp_path / "run").exists()
+
+
+def test_strict_pick_obeys_hard_limits(path201):
+    store = Store(path201)
+    limit = float(np.quantile(np.asarray(store.data("cifar10", "params")), 0.4))
+    ctx = open_context(store, "cifar10", max_params=limit)
+    iters = search_nar(NoisyRanker(ctx), ctx, SamplerConfig(), 2, 32, 5, 5, seed=0)
+    best_known = np.argsort(-np.nan_to_num(ctx.select, nan=-1))[:50]  # includes rows over the limit
+    assert (ctx.pool.params[best_known] > limit).any()
+    strict = strict_protocol(ctx, iters, best_known, 300, 2)
+    assert strict["pick"]["params"] <= limit
+    assert all(ctx.pool.params[it["rows"]].max() <= limit for it in iters)
