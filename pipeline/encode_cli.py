@@ -1,2 +1,24 @@
-"""Click command(s) of this stage; ``pipeline/commands.py`` collects ``COMMANDS``."""
-COMMANDS = []
+"""``nar-cli encode``: a NAR cell-information JSON -> the HDF5 tensor store (cached by SHA256)."""
+import click
+
+from pipeline.ingest import ingest
+
+
+@click.command("encode")
+@click.option("--bench", required=True, type=click.Choice(["101", "201"]), help="NAS-Bench-101 or -201.")
+@click.option("--data_path", required=True, type=click.Path(dir_okay=False),
+              help="NAR cell-information JSON (as `nar-cli build` writes or NAR released).")
+@click.option("--sha256", default=None, help="Expected SHA256 of the file (else FILE.sha256 or the published one).")
+@click.option("--skip-sha256", "skip_sha256", is_flag=True, help="Do not verify the file; the store records it.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Store path (default cache/{bench}_{sha256[:12]}.h5).")
+@click.option("--n_jobs", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes that encode chunks of records.")
+def encode(bench, data_path, sha256, skip_sha256, out, n_jobs):
+    """Validate and encode every record into ReNAS tensors; print the store path."""
+    path = ingest(data_path, bench, out=out, sha256=sha256, skip_sha256=skip_sha256,
+                  n_jobs=n_jobs, progress=True)
+    click.echo(str(path))
+
+
+COMMANDS = [encode]
