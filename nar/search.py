@@ -20,7 +20,6 @@ import numpy as np
 from cache.store import OPS_201
 from nar.sampler import Sampler, SearchPool
 from nar.search_config import SamplerConfig
-from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
 
