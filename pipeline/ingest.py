@@ -1,15 +1,18 @@
 """NAR cell-information JSON -> HDF5 tensor store, streamed and cached by the file's SHA256.
 
-One pass over the file computes its SHA256 and counts the records (a marker key per record),
-so the store can be allocated up front; ijson's C backend then streams the records in chunks,
-joblib workers validate and encode them (``pipeline.encode``) and the main process writes each
-chunk into the store. Nothing appears at the store path unless every record was good.
+One pass over the file computes its SHA256 and finds where each record ends
+(``pipeline.json_split``), so the store can be allocated up front; joblib workers then each
+parse (ijson's C backend) and encode (``pipeline.encode``) a byte range of whole records, and
+the main process writes each chunk into the store in file order. Files that cannot be split
+are streamed by one process (the same code as ``n_jobs=1``). Nothing appears at the store
+path unless every record was good.
 """
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import ijson
@@ -21,12 +24,14 @@ from cache.store import CACHE_DIR, DATASETS, Store, StoreWriter
 from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION, ENCODERS
 from pipeline.errors import NarError, require_path
+from pipeline.json_split import RecordScanner, SplitFailed, byte_ranges, parse_range, tail_is_closing
 
 log = logging.getLogger(__name__)
 
 CHUNK_RECORDS = 4096
 _MARKER = {"101": b'"unique_hash"', "201": b'"cell_adjacency"'}  # one per record
 _TOP = {"101": (b"[", "a list of records"), "201": (b"{", "an object keyed by architecture index")}
+_CLOSING = {"101": b"]", "201": b"}"}
 _READ_BUF = 1 << 16
 
 
@@ -47,10 +52,21 @@ def json_backend():
         return ijson
 
 
-def scan_source(path, bench: str) -> tuple[str, int, bytes]:
-    """One read of ``path``: (SHA256 hex, number of record markers, first non-blank byte)."""
+@dataclass
+class SourceScan:
+    """What one read of the source tells: its digest, record markers, first non-blank byte,
+    and the byte offset past each record (None when the file cannot be split safely)."""
+    sha256: str
+    markers: int
+    first: bytes
+    ends: np.ndarray | None
+
+
+def scan_source(path, bench: str) -> SourceScan:
+    """Read ``path`` once: SHA256, record markers and record boundaries."""
     marker = _MARKER[bench]
     state = {"count": 0, "tail": b"", "first": b""}
+    scanner = RecordScanner()
 
     def on_block(block: bytes) -> None:
         buf = state["tail"] + block
@@ -58,9 +74,14 @@ def scan_source(path, bench: str) -> tuple[str, int, bytes]:
         state["tail"] = buf[-(len(marker) - 1):]
         if not state["first"]:
             state["first"] = block.lstrip()[:1]
+        scanner(block)
 
     digest = file_sha256(path, on_block)
-    return digest, state["count"], state["first"]
+    ends = scanner.ends
+    if ends is not None and not (state["first"] == _TOP[bench][0]
+                                 and tail_is_closing(path, ends, _CLOSING[bench])):
+        ends = None
+    return SourceScan(digest, state["count"], state["first"], ends)
 
 
 def store_path_for(json_path, bench, out=None, sha256: str | None = None) -> Path:
@@ -161,16 +182,21 @@ def _chunks(path, bench: str, chunk: int):
             yield start, batch
 
 
-def _encoded(path, bench: str, n_jobs: int, chunk: int):
-    """Encoded chunks in file order; ``n_jobs`` > 1 encodes in joblib worker processes."""
-    encode = ENCODERS[bench]
-    chunks = _chunks(path, bench, chunk)
-    if n_jobs == 1:
-        for start, recs in chunks:
-            yield encode(recs, start)
+def encode_range(path, bench: str, first: int, n: int, start: int, end: int) -> dict:
+    """Worker: parse and encode the ``n`` records in bytes [start, end) of ``path``."""
+    return ENCODERS[bench](parse_range(path, bench, start, end, n), first)
+
+
+def _encoded(path, bench: str, n_jobs: int, chunk: int, ends):
+    """Encoded chunks in file order. With ``n_jobs`` > 1 and record boundaries known, joblib
+    workers each parse and encode a byte range of whole records; else one process streams."""
+    if n_jobs > 1 and ends is not None:
+        par = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch=f"{2 * n_jobs}")
+        yield from par(delayed(encode_range)(path, bench, *r) for r in byte_ranges(ends, chunk))
         return
-    par = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch=f"{2 * n_jobs}")
-    yield from par(delayed(encode)(recs, start) for start, recs in chunks)
+    encode = ENCODERS[bench]
+    for start, recs in _chunks(path, bench, chunk):
+        yield encode(recs, start)
 
 
 def _check_unique(values: np.ndarray, what: str, path) -> None:
@@ -186,12 +212,12 @@ def _check_unique(values: np.ndarray, what: str, path) -> None:
 
 
 def _write_store(path, out: Path, bench: str, n: int, attrs: dict, n_jobs: int,
-                 chunk: int, progress: bool) -> None:
+                 chunk: int, progress: bool, ends) -> None:
     with StoreWriter(out, n, bench, attrs) as w, \
             tqdm(total=n, unit="rec", desc=f"encode NB{bench}", file=sys.stderr,
                  disable=not progress) as bar:
         pos, keys, index, counts = 0, [], [], {"records": n}
-        for arrays in _encoded(path, bench, n_jobs, chunk):
+        for arrays in _encoded(path, bench, n_jobs, chunk, ends):
             k = len(arrays["key"])
             if pos + k > n:
                 raise NarError(f"{path} holds more records than its {n} record markers; "
@@ -228,7 +254,8 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
         raise NarError(f"{path} is not a file; give the NAR JSON file itself as --data_path")
     if n_jobs < 1:
         raise NarError(f"--n_jobs must be at least 1, got {n_jobs}")
-    digest, n, first = scan_source(path, bench)
+    scan = scan_source(path, bench)
+    digest = scan.sha256
     if not skip_sha256:
         verify_sha256(path, bench, digest, sha256)
     target = Path(out) if out is not None else CACHE_DIR / f"{bench}_{digest[:12]}.h5"
@@ -236,11 +263,16 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target
     top, shape = _TOP[bench]
-    if first and first in b"[{" and first != top:
+    if scan.first and scan.first in b"[{" and scan.first != top:
         other = "201" if bench == "101" else "101"
         raise NarError(f"{path} is not NB{bench} data (NB{bench} is {shape}); use --bench {other}?")
     attrs = {"source_path": str(path.resolve()), "source_sha256": digest,
              "sha256_verified": not skip_sha256, "encoder_version": ENCODER_VERSION}
-    log.info("encoding %s (NB%s, %d records) -> %s", path, bench, n, target)
-    _write_store(path, target, bench, n, attrs, n_jobs, chunk_records, progress)
+    n = len(scan.ends) if scan.ends is not None else scan.markers
+    log.info("encoding %s (NB%s, %d records, %d jobs) -> %s", path, bench, n, n_jobs, target)
+    try:
+        _write_store(path, target, bench, n, attrs, n_jobs, chunk_records, progress, scan.ends)
+    except SplitFailed as e:
+        log.warning("parallel parse failed (%s); parsing %s in one stream", e, path)
+        _write_store(path, target, bench, scan.markers, attrs, n_jobs, chunk_records, progress, None)
     return target
