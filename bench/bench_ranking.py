@@ -86,7 +86,7 @@ def fit_predict_nar(model: str, store: Store, setting: Setting, split, seed: int
         from nar import api
     except ImportError as e:
         raise NarError(f"nar.api is not available ({e})") from e
-    from nar.data import load_features
+    from nar.data import load_features, store_keys
 
     cfg = CONFIG_DIR / NAR_MODELS[model][setting.bench]
     if not cfg.exists():
@@ -98,8 +98,8 @@ def fit_predict_nar(model: str, store: Store, setting: Setting, split, seed: int
     if quick:
         over["ranker_epochs"] = 2
     ranker = api.fit(str(store.path), config=str(cfg), **over)
-    used = getattr(ranker, "split", None)
-    if used is not None and not np.array_equal(np.asarray(used.train), split.train):
+    used = getattr(ranker, "train_keys", None)
+    if used is not None and list(used) != [str(k) for k in store_keys(store)[split.train]]:
         raise NarError(f"{model}: nar.api.fit trained on another split than make_split (seed {seed})")
     tier, score = ranker.predict(load_features(store, setting.dataset, split.rest))
     return np.asarray(score, np.float64), np.asarray(tier)
