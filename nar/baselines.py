@@ -326,6 +326,8 @@ class MLPBaseline(Baseline):
                 since += 1
                 if since >= int(self.p["patience"]):
                     break
+        if best_state is None:
+            raise NarError("mlp: the held-back loss was never finite; check the labels or lower lr")
         self.net.load_state_dict(best_state)
         self.net.eval()
         log.debug("mlp: stopped after %d epochs, held-back MSE %.4f", epoch + 1, best)
