@@ -108,22 +108,19 @@ def prune(matrix, ops):
     return m[np.ix_(keep, keep)].copy(), [ops[i] for i in keep]
 
 
-def _md5(s: str) -> str:
-    return hashlib.md5(s.encode("utf-8")).hexdigest()
+_MD5 = hashlib.md5
 
 
-def _fingerprint(m: np.ndarray, labels) -> str:
-    """NAS-Bench-101's iterated-MD5 hash of a 0/1 matrix with integer labels."""
+def _fingerprint(rows, labels) -> str:
+    """NAS-Bench-101's iterated-MD5 hash of a 0/1 matrix (list of rows) with integer labels."""
     n = len(labels)
-    out_deg = m.sum(axis=1).tolist()
-    in_deg = m.sum(axis=0).tolist()
-    ins = [np.flatnonzero(m[:, v]).tolist() for v in range(n)]
-    outs = [np.flatnonzero(m[v, :]).tolist() for v in range(n)]
-    h = [_md5(str((int(out_deg[v]), int(in_deg[v]), int(labels[v])))) for v in range(n)]
+    ins = [[w for w in range(n) if rows[w][v]] for v in range(n)]
+    outs = [[w for w in range(n) if rows[v][w]] for v in range(n)]
+    h = [_MD5(str((len(outs[v]), len(ins[v]), int(labels[v]))).encode()).hexdigest() for v in range(n)]
     for _ in range(n):
-        h = [_md5("".join(sorted([h[w] for w in ins[v]])) + "|"
-                  + "".join(sorted([h[w] for w in outs[v]])) + "|" + h[v]) for v in range(n)]
-    return _md5(str(sorted(h)))
+        h = [_MD5(("".join(sorted([h[w] for w in ins[v]])) + "|" + "".join(sorted([h[w] for w in outs[v]]))
+                   + "|" + h[v]).encode()).hexdigest() for v in range(n)]
+    return _MD5(str(sorted(h)).encode()).hexdigest()
 
 
 def module_hash(matrix, ops) -> str:
@@ -134,7 +131,7 @@ def module_hash(matrix, ops) -> str:
         labels = [_LABEL[op] for op in ops]
     except KeyError as e:
         raise NarError(f"unknown op {e.args[0]!r}; ops must be input, output or one of {', '.join(OPS)}") from None
-    return _fingerprint(m, labels)
+    return _fingerprint(m.tolist(), labels)
 
 
 # --------------------------------------------------------------------------- rows of the space
@@ -272,7 +269,7 @@ def _int_fingerprints(mats: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _md5_batch(v: int, bits: np.ndarray, labels: np.ndarray) -> list[str]:
-    mats = _matrices(bits, v)
+    mats = _matrices(bits, v).tolist()
     return [_fingerprint(m, lab) for m, lab in zip(mats, labels.tolist())]
 
 
