@@ -190,7 +190,7 @@ def encode_range(path, bench: str, first: int, n: int, start: int, end: int) -> 
 def _encoded(path, bench: str, n_jobs: int, chunk: int, ends):
     """Encoded chunks in file order. With ``n_jobs`` > 1 and record boundaries known, joblib
     workers each parse and encode a byte range of whole records; else one process streams."""
-    if n_jobs > 1 and ends is not None:
+    if n_jobs > 1 and ends is not None and len(ends) > chunk:  # one chunk: no worker start-up
         par = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch=f"{2 * n_jobs}")
         yield from par(delayed(encode_range)(path, bench, *r) for r in byte_ranges(ends, chunk))
         return
