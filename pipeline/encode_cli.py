@@ -6,11 +6,11 @@ from pipeline.ingest import ingest
 
 @click.command("encode")
 @click.option("--bench", required=True, type=click.Choice(["101", "201"]), help="NAS-Bench-101 or -201.")
-@click.option("--data_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--data_path", required=True,
               help="NAR cell-information JSON (as `nar-cli build` writes or NAR released).")
 @click.option("--sha256", default=None, help="Expected SHA256 of the file (else FILE.sha256 or the published one).")
 @click.option("--skip-sha256", "skip_sha256", is_flag=True, help="Do not verify the file; the store records it.")
-@click.option("--out", default=None, type=click.Path(dir_okay=False),
+@click.option("--out", default=None,
               help="Store path (default cache/{bench}_{sha256[:12]}.h5).")
 @click.option("--n_jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Worker processes that encode chunks of records.")

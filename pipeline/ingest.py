@@ -151,7 +151,8 @@ def _json_error_offset(path, window_start: int) -> int:
     with open(path, "rb") as f:
         feeder = _ByteFeeder(f, max(0, window_start))
         try:
-            for _ in json_backend().basic_parse(feeder, buf_size=_READ_BUF):
+            # a prefix that matches nothing: yajl checks every byte, Python builds no objects
+            for _ in json_backend().items(feeder, "\x00", buf_size=_READ_BUF):
                 pass
         except (ijson.JSONError, UnicodeDecodeError):
             return feeder.consumed if feeder.last == 0 else feeder.consumed - 1
