@@ -340,6 +340,10 @@ def _check_space(space: Space) -> str | None:
     vs, counts = np.unique(space.n_vertices, return_counts=True)
     if dict(zip(vs.tolist(), counts.tolist())) != VERTEX_HISTOGRAM:
         return "vertex-count histogram differs"
+    for i in np.linspace(0, N_CELLS - 1, 64).astype(int):   # spot-check rows against their hash
+        m, ops = space.cell(i)
+        if _fingerprint(m.tolist(), [_LABEL[o] for o in ops]).encode() != space.hashes[i]:
+            return f"row {i} does not hash to its key"
     return None
 
 
@@ -366,13 +370,14 @@ def load_space(cache_dir=None, n_jobs: int = 2) -> Space:
             why = f"unreadable ({e})"
         log.warning("ignoring space cache %s: %s; rebuilding", path, why)
     space = enumerate_space(n_jobs=n_jobs)
+    tmp = folder / f"{_CACHE_NAME}.tmp{os.getpid()}.npz"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{_CACHE_NAME}.tmp{os.getpid()}.npz"
         np.savez(tmp, version=_CACHE_VERSION, hashes=space.hashes, adjacency=space.adjacency,
                  ops=space.ops, n_vertices=space.n_vertices)
         os.replace(tmp, path)
         log.info("wrote space cache %s", path)
     except OSError as e:
+        tmp.unlink(missing_ok=True)
         log.warning("could not write space cache %s: %s", path, e)
     return space

@@ -226,3 +226,7 @@ def test_enumerate_whole_space(rows_20k, tmp_path):
         assert sp.module_hash(m, ops).encode() == space.hashes[i]
     again = sp.load_space(tmp_path)   # read back from the cache
     assert np.array_equal(again.hashes, space.hashes) and np.array_equal(again.ops, space.ops)
+    assert sp._check_space(again) is None
+    i = int(np.linspace(0, sp.N_CELLS - 1, 64).astype(int)[3])
+    again.ops[i, 1] = OP_CODES_101[MP] if again.ops[i, 1] != OP_CODES_101[MP] else OP_CODES_101[C1]
+    assert sp._check_space(again) == f"row {i} does not hash to its key"
