@@ -3,7 +3,7 @@
 Layout (N architectures; every dataset is contiguous and uncompressed so it can be mapped):
 
 root datasets (structure, shared by all image datasets)
-    key          (N,)        S32 / S80  NB101 module hash, or NB201 architecture string
+    key          (N,)        S32 / S96  NB101 module hash, or NB201 architecture string
     index        (N,)        int32      position in the source (NB201: official arch index)
     adjacency    (N, V, V)   int8       NB101: 0/1 matrix of the pruned cell in the top-left
                                         n x n block (V = 7); NB201: ``cell_adjacency``, the op

@@ -23,6 +23,7 @@ def build(bench, source, out, limit, epochs, progress):
     """Build NAR-schema JSON (NAR's released field names, nesting and order) from SOURCE."""
     from tqdm import tqdm
 
+    from pipeline.checksum import write_sidecar
     from pipeline.nar_json import records, write_json
     from pipeline.sources import read_source
 
@@ -31,7 +32,9 @@ def build(bench, source, out, limit, epochs, progress):
     bar = tqdm(items, total=len(rows), file=sys.stderr, unit="rec", mininterval=0.5,
                disable=not progress, desc=f"NB{bench} JSON")
     n = write_json(out, bar, keyed=keyed)
-    click.echo(f"wrote {out}: {n} NAS-Bench-{bench} records", err=True)
+    digest = write_sidecar(out)
+    click.echo(f"wrote {out}: {n} NAS-Bench-{bench} records (sha256 {digest[:12]}..., "
+               f"recorded in {out}.sha256 for `nar-cli encode`)", err=True)
 
 
 COMMANDS = [build]

@@ -95,3 +95,17 @@ def verify_sha256(path, bench: str, actual: str, sha256: str | None = None) -> N
     raise NarError(f"no SHA256 known for {path}: pass --sha256 HEX, "
                    f"or write the expected digest into {sidecar_path(path)}, "
                    f"or use --skip-sha256 to encode it unverified")
+
+
+def write_sidecar(path) -> str:
+    """Hash ``path`` and write ``FILE.sha256`` beside it (``sha256sum`` format, atomic);
+    returns the digest. Used by ``nar-cli build`` so its own outputs can be encoded."""
+    import os
+
+    p = Path(path)
+    digest = file_sha256(p)
+    side = sidecar_path(p)
+    tmp = side.with_name(side.name + f".tmp{os.getpid()}")
+    tmp.write_text(f"{digest}  {p.name}\n")
+    os.replace(tmp, side)
+    return digest

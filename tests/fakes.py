@@ -28,7 +28,7 @@ def fake_store_201(path, n=400, seed=0, datasets=("cifar10", "cifar100")):
         adj[:, i, j] = ops[:, e]
     names = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
     keys = np.array([("|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*[names[o] for o in row[[0, 1, 2, 3, 4, 5]]]))
-                     for row in ops], dtype="S80")
+                     for row in ops], dtype="S96")
     counts = np.stack([(ops == k).sum(1) for k in range(5)], axis=1).astype(np.int16)
     w = np.where(ops == 3, 9, np.where(ops == 2, 1, 0))  # conv kernel area as a params proxy
     quality = _OP_VALUE_201[ops].sum(1) + 0.8 * (ops[:, 5] != 0) + 0.6 * (ops[:, 3] != 0)
