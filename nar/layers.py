@@ -67,7 +67,12 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Post-norm: self-attention on the target, attention to the memory, FFN."""
+    """Post-norm: self-attention on the target, attention to the memory, FFN.
+
+    Several targets per memory are folded into the batch, memory-major: x is (B * n_tgt, L, d)
+    and memory (B, M, d). Attention to the memory then runs on x viewed as (B, n_tgt * L, d):
+    each query row attends independently, so this equals running every target separately,
+    with the memory's keys and values projected once."""
 
     def __init__(self, d_model, d_inner, n_head, d_k, d_v, dropout):
         super().__init__()
@@ -79,9 +84,17 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model, eps=1e-6)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(x + self.drop(self.self_attn(x, x, x)))
-        x = self.norm2(x + self.drop(self.cross_attn(x, memory, memory)))
+    def self_block(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm1(x + self.drop(self.self_attn(x, x, x)))
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, self_done: bool = False) -> torch.Tensor:
+        """``self_done``: x already went through :meth:`self_block`."""
+        if not self_done:
+            x = self.self_block(x)
+        b, m, d = memory.shape
+        bt, lq, _ = x.shape
+        q = x.reshape(b, (bt // b) * lq, d)
+        x = self.norm2(x + self.drop(self.cross_attn(q, memory, memory).reshape(bt, lq, d)))
         return self.norm3(x + self.drop(self.ffn(x)))
 
 

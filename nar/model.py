@@ -72,14 +72,20 @@ class NARanker(nn.Module):
         return self.score_head(enc.flatten(1)).squeeze(-1)
 
     def tier_logits(self, enc: torch.Tensor) -> torch.Tensor:
-        """E -> (B, n_tier) logits: one decoder pass with every tier folded into the batch."""
+        """E -> (B, n_tier) logits: one decoder pass with every tier folded into the batch
+        (architecture-major: row b * n_tier + t is tier t's target for architecture b)."""
         n_tier = self.tier_emb.shape[0]
         b, c, d = enc.shape
-        tgt = self.tier_emb.to(enc.dtype)[:, None].expand(n_tier, b, c, d).reshape(n_tier * b, c, d)
-        mem = enc[None].expand(n_tier, b, c, d).reshape(n_tier * b, c, d)
-        for layer in self.decoder:
-            tgt = layer(tgt, mem)
-        out = tgt.view(n_tier, b, c, d).sum(0).flatten(1)
+        emb = self.tier_emb.to(enc.dtype)
+        first = self.decoder[0]
+        if self.training:
+            tgt, done = emb[None].expand(b, n_tier, c, d).reshape(b * n_tier, c, d), False
+        else:  # without dropout the first self-attention is the same for every architecture
+            tgt, done = first.self_block(emb)[None].expand(b, n_tier, c, d).reshape(b * n_tier, c, d), True
+        tgt = first(tgt, enc, self_done=done)
+        for layer in self.decoder[1:]:
+            tgt = layer(tgt, enc)
+        out = tgt.view(b, n_tier, c, d).sum(1).flatten(1)
         logits = self.tier_head(out)
         return logits * d ** -0.5 if self.rc.scale_prj else logits
 

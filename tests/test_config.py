@@ -70,3 +70,12 @@ def test_bench_mismatch_and_roundtrip(tmp_path):
     assert load_config(tmp_path / "config.yaml") == cfg
     with pytest.raises(NarError, match="config file not found"):
         load_config(tmp_path / "missing.yml")
+
+
+def test_cpu_presets_load_and_keep_the_paper_data_settings():
+    c201 = load_config(REPO / "config" / "cpu201.yml")
+    c101 = load_config(REPO / "config" / "cpu101.yml")
+    assert (c201.bench, c201.train_size, c201.val_size, c201.ranker.n_arch_patch) == ("201", 1000, 256, 31)
+    assert (c101.bench, c101.train_size, c101.val_size, c101.ranker.n_arch_patch) == ("101", 4236, 1024, 19)
+    assert c201.ranker.d_model < default_config("201").ranker.d_model
+    assert c201.feature_scale == "log1p_standardize"

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from nar.config import Config, RankerConfig
@@ -19,8 +20,10 @@ def _model(seed=0, **kw):
     return build_model(rc)
 
 
-def test_batched_decoder_equals_per_tier_loop():
-    m = _model(d_patch_vec=24).eval()  # d_patch_vec != d_model exercises the extra projection
+@pytest.mark.parametrize("training", [False, True])
+def test_batched_decoder_equals_per_tier_loop(training):
+    m = _model(d_patch_vec=24, dropout=0.0)  # d_patch_vec != d_model exercises the extra projection
+    m.train(training)  # eval mode shares the first self-attention across architectures
     m.tier_emb.copy_(torch.randn_like(m.tier_emb))
     x = torch.rand(7, 31, 4, 4) * 3
     with torch.no_grad():

@@ -170,3 +170,21 @@ def test_api_fit_save_load_predict_and_finetune(tmp_path):
         assert not torch.equal(tuned.score_head[0].weight, again.members[0].score_head[0].weight)
     with pytest.raises(NarError, match="do not fit"):
         ranker.predict(np.zeros((2, 31, 4, 4), np.float32))
+
+
+def test_baseline_arch_uses_the_same_harness(store201, tmp_path):
+    run = tmp_path / "lgb"
+    args = ["--config_file", CFG201, "--data_path", str(store201), "--save_dir", str(run),
+            *_sets(["arch=lightgbm"])]
+    res = CliRunner().invoke(cli, ["train", *args])
+    assert res.exit_code == 0, res.output
+    assert (run / "ckp_best.joblib").exists() and (run / "metrics.csv").exists()
+    res = CliRunner().invoke(cli, ["test", *args, "--checkpoint", "ckp_best.pth"])
+    assert res.exit_code == 0, res.output
+    out = json.loads((run / "results.json").read_text())
+    assert out["n_train"] == 120 and out["heldout"]["kendalltau"] > 0.15
+    assert 0 <= out["heldout"]["tier_accuracy"] <= 1
+    res = CliRunner().invoke(cli, ["predict", "--checkpoint", str(run / "ckp_best.joblib"),
+                                   "--data_path", str(store201), "--out", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    assert len(list(csv.DictReader(open(tmp_path / "p.csv")))) == 320
