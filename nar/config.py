@@ -41,6 +41,8 @@ class RankerConfig:
     n_position: int = 200         # length of the sinusoidal position table
     d_val_acc_prj_inner: int = 2048  # hidden width of the score MLP
     scale_prj: bool = True        # scale tier logits by d_model ** -0.5
+    op_onehot: int = 0            # ours, improved config: >0 embeds channel 0's integer codes
+                                  # (op / vertex type, 0..op_onehot-1) one-hot; 0 = paper (linear)
 
 
 @dataclass
@@ -93,6 +95,8 @@ class Config:
     target: str = "test_acc"      # accuracy evaluated against (val_acc when the store lacks it)
     device: str = "auto"          # auto | cpu | cuda
     feature_scale: str = "none"   # none (release) | log1p | standardize | log1p_standardize
+    rank_loss: str = "pairwise"   # ranking loss on the score: pairwise (paper) | listmle (improved)
+    swa_epochs: int = 0           # >0: return the weight average of the last N epochs (improved)
     n_ensemble: int = 1           # >1: average the scores of that many seeds (improved config)
 
     @property
@@ -184,6 +188,10 @@ def _validate(cfg: Config, source: str) -> None:
     if cfg.feature_scale not in FEATURE_SCALES:
         raise NarError(f"config key 'feature_scale' in {source}: {cfg.feature_scale!r}; "
                        f"use one of {', '.join(FEATURE_SCALES)}")
+    if not 0 <= cfg.swa_epochs <= cfg.ranker_epochs:
+        raise NarError(f"config key 'swa_epochs' in {source}: {cfg.swa_epochs}; use 0 (off) .. ranker_epochs")
+    if cfg.rank_loss not in ("pairwise", "listmle"):
+        raise NarError(f"config key 'rank_loss' in {source}: {cfg.rank_loss!r}; use pairwise or listmle")
     if cfg.strategy not in ("val_acc", "test_acc"):
         raise NarError(f"config key 'strategy' in {source}: {cfg.strategy!r}; use val_acc or test_acc")
     if cfg.target not in ("val_acc", "test_acc"):
@@ -196,6 +204,8 @@ def _validate(cfg: Config, source: str) -> None:
             raise NarError(f"config key 'ranker.{key}' in {source} must be >= 1")
     if r.n_tier < 2:
         raise NarError(f"config key 'ranker.n_tier' in {source} must be >= 2")
+    if r.op_onehot < 0:
+        raise NarError(f"config key 'ranker.op_onehot' in {source} must be >= 0 (0 = off)")
     if r.n_position < r.n_arch_patch:
         raise NarError(f"config key 'ranker.n_position' in {source} must be >= n_arch_patch")
     for key in ("train_size", "val_size", "batch_size", "ranker_epochs", "validate_freq", "n_ensemble"):

@@ -12,6 +12,7 @@ from torch import nn
 
 from nar.config import RankerConfig
 from nar.layers import DecoderLayer, EncoderLayer, init_weights, sinusoid_table
+from pipeline.errors import NarError
 
 
 class NARanker(nn.Module):
@@ -20,6 +21,8 @@ class NARanker(nn.Module):
         self.rc = rc
         C, P, d = rc.n_arch_patch, rc.d_patch, rc.d_model
         self.patch_proj = nn.Linear(P * P, rc.d_patch_vec)
+        # improved option: channel 0's integer codes one-hot (n_code * P * P) -> token 0
+        self.op_proj = nn.Linear(rc.op_onehot * P * P, rc.d_patch_vec) if rc.op_onehot > 0 else None
         self.to_model = nn.Linear(rc.d_patch_vec, d) if rc.d_patch_vec != d else nn.Identity()
         self.register_buffer("pos_table", sinusoid_table(rc.n_position, d), persistent=False)
         self.drop = nn.Dropout(rc.dropout)
@@ -57,11 +60,23 @@ class NARanker(nn.Module):
             self.feat_shift.copy_(mean)
             self.feat_scale.copy_(torch.where(std > 1e-8, 1.0 / std.clamp_min(1e-8), torch.ones_like(std)))
 
+    def op_codes_onehot(self, plane: torch.Tensor) -> torch.Tensor:
+        """(B, P, P) raw integer codes of channel 0 -> (B, op_onehot * P * P) one-hot."""
+        n = self.rc.op_onehot
+        codes = plane.round().long()
+        if bool(((codes < 0) | (codes >= n)).any()):
+            raise NarError(f"feature channel 0 holds codes outside 0..{n - 1}; raise ranker.op_onehot "
+                           "or set it to 0")
+        return F.one_hot(codes, n).to(plane.dtype).flatten(1)
+
     # --- network --------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, P, P) raw features -> E (B, C, d)."""
         b, c = x.shape[:2]
-        h = self.to_model(self.patch_proj(self.transform(x).reshape(b, c, -1)))
+        h = self.patch_proj(self.transform(x).reshape(b, c, -1))
+        if self.op_proj is not None:
+            h = torch.cat([self.op_proj(self.op_codes_onehot(x[:, 0]))[:, None], h[:, 1:]], 1)
+        h = self.to_model(h)
         h = self.norm(self.drop(h + self.pos_table[:c]))
         for layer in self.encoder:
             h = layer(h)
@@ -138,9 +153,20 @@ def pairwise_rank_loss(score: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-diff * sign)[mask].mean()
 
 
-def nar_loss(logits, score, tiers, y, aux_loss: bool, loss_factor: float):
-    """Cross-entropy of tier logits vs the one-hot tier (+ loss_factor x pairwise ranking loss).
-    Returns (total, tier loss, ranking loss)."""
+def listmle_loss(score: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """ListMLE: negative log Plackett-Luce likelihood of the order of ``y`` (best first) under
+    ``score``, divided by the list length."""
+    s = score[torch.argsort(y, descending=True)]
+    tail_lse = torch.logcumsumexp(s.flip(0), 0).flip(0)  # log sum_{j >= i} exp(s_j)
+    return (tail_lse - s).mean()
+
+
+RANK_LOSSES = {"pairwise": pairwise_rank_loss, "listmle": listmle_loss}
+
+
+def nar_loss(logits, score, tiers, y, aux_loss: bool, loss_factor: float, rank_loss: str = "pairwise"):
+    """Cross-entropy of tier logits vs the one-hot tier (+ loss_factor x ranking loss on the
+    score: pairwise (paper) or listmle). Returns (total, tier loss, ranking loss)."""
     ce = F.cross_entropy(logits.float(), tiers.long() - 1)
-    rank = pairwise_rank_loss(score.float(), y.float()) if aux_loss else ce.new_zeros(())
+    rank = RANK_LOSSES[rank_loss](score.float(), y.float()) if aux_loss else ce.new_zeros(())
     return ce + loss_factor * rank, ce, rank

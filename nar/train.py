@@ -65,6 +65,15 @@ def predict_batched(models: list[NARanker], feats, batch_size: int = 2048, devic
     return tiers, scores
 
 
+def average_model(model: NARanker, param_sums: dict, count: int) -> NARanker:
+    """A copy of ``model`` whose parameters are ``param_sums[name] / count``."""
+    avg = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in avg.named_parameters():
+            p.copy_(param_sums[name] / count)
+    return avg
+
+
 def _batches(n: int, bs: int, drop_last: bool, gen: torch.Generator):
     perm = torch.randperm(n, generator=gen)
     stop = (n // bs) * bs if drop_last and n >= bs else n
@@ -76,7 +85,9 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     """Train one ranker; ``labels`` are accuracies (cut into tiers here). Returns (model, history):
     the model of the best validation Kendall tau with exact tier embeddings over the training
     set, and one dict per epoch. ``init`` (an existing model, copied) is fine-tuned instead of
-    a fresh one. ``run`` (optional) gets ``on_epoch(row)`` and ``on_finish(last, best)``."""
+    a fresh one. ``run`` (optional) gets ``on_epoch(row)`` and ``on_finish(last, best)``.
+    With ``cfg.swa_epochs`` > 0 (improved config) the returned "best" model is instead the
+    uniform average of the weights after each of the last ``swa_epochs`` epochs."""
     labels = np.asarray(labels, dtype=np.float64)
     val_labels = np.asarray(val_labels, dtype=np.float64)
     tiers_np, thresholds = tier_cut(labels, cfg.ranker.n_tier)
@@ -98,6 +109,8 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
                             eps=o.eps, weight_decay=o.weight_decay)
     amp = device.type == "cuda"
     history, best_tau, best_state, step = [], -np.inf, None, 0
+    swa_from = cfg.ranker_epochs - cfg.swa_epochs if cfg.swa_epochs > 0 else None
+    swa_sum, swa_n = None, 0
     epochs = range(cfg.start_epochs, cfg.ranker_epochs)
     if progress:
         from tqdm import tqdm
@@ -117,7 +130,8 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
                 g["lr"] = lr
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 logits, score, enc = model(x[idx])
-                loss, ce, rank = nar_loss(logits, score, t[idx], y[idx], cfg.aux_loss, cfg.loss_factor)
+                loss, ce, rank = nar_loss(logits, score, t[idx], y[idx], cfg.aux_loss, cfg.loss_factor,
+                                          cfg.rank_loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -138,6 +152,10 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
                 best_tau = tau
                 best_state = copy.deepcopy(model.state_dict())
                 row["best"] = True
+        if swa_from is not None and epoch >= swa_from:
+            params = {k: v.detach().float().clone() for k, v in model.named_parameters()}
+            swa_sum = params if swa_sum is None else {k: swa_sum[k] + params[k] for k in params}
+            swa_n += 1
         row["time"] = time.perf_counter() - t0
         history.append(row)
         log.info("epoch %d loss %.4f lr %.2e train tier acc %.3f val tier acc %s val tau %s",
@@ -148,7 +166,13 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     model.recompute_tier_emb(x, t, cfg.val_bs)
     last = model
     best = model
-    if best_state is not None and history and not history[-1].get("best"):
+    if swa_n > 0:
+        best = average_model(model, swa_sum, swa_n)
+        best.recompute_tier_emb(x, t, cfg.val_bs)
+        _, vs = predict_batched([best], val_feats, cfg.val_bs, device)
+        log.info("weight average of the last %d epochs: val tau %.4f", swa_n,
+                 float(kendalltau(vs, val_labels).statistic) if len(vs) > 1 else float("nan"))
+    elif best_state is not None and history and not history[-1].get("best"):
         best = copy.deepcopy(model)
         best.load_state_dict(best_state)
         best.recompute_tier_emb(x, t, cfg.val_bs)

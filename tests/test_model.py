@@ -1,4 +1,5 @@
 """The ranker network: batched decoder vs a per-tier loop, tier embeddings, loss, lr schedule."""
+import dataclasses
 import math
 
 import numpy as np
@@ -99,3 +100,108 @@ def test_feature_scaling_is_fitted_on_training_features():
     assert torch.equal(z[:, :, 3, 0], torch.zeros(50, 31))
     m.fit_feature_scale(x, "none")
     assert torch.equal(m.transform(x), x)
+
+
+# --- improved-config options (op_onehot, listmle) ----------------------------------------
+
+def _nb201_like(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 31, 4, 4, generator=g) * 5
+    x[:, 0] = torch.randint(0, 5, (n, 4, 4), generator=g).float().triu(1)  # op codes 0..4
+    return x
+
+
+def test_op_onehot_token0_reads_codes_not_magnitudes():
+    m = _model(op_onehot=5, dropout=0.0).eval()
+    assert m.op_proj.in_features == 5 * 16
+    x = _nb201_like(2)
+    x[1] = x[0]
+    x[1, 0, 0, 1] = 4 if x[0, 0, 0, 1] != 4 else 1  # change one edge's op
+    with torch.no_grad():
+        _, s, enc = m(x)
+        oh = m.op_codes_onehot(x[:, 0])
+    assert oh.shape == (2, 80) and torch.equal(oh.sum(1), torch.full((2,), 16.0))
+    assert torch.equal(oh.view(2, 4, 4, 5).argmax(-1).float(), x[:, 0])
+    assert not torch.allclose(enc[0], enc[1]) and s[0] != s[1]
+    # token 0 comes from the raw codes only: rescaling channel 0's numeric transform changes nothing
+    m.feat_scale[0] = 7.0
+    with torch.no_grad():
+        _, s2, enc2 = m(x)
+    assert torch.allclose(enc2, enc) and torch.allclose(s2, s)
+    m.op_proj = None  # the paper path does read channel 0 through the transform
+    with torch.no_grad():
+        _, _, enc3 = m(x)
+        m.feat_scale[0] = 1.0
+        _, _, enc4 = m(x)
+    assert not torch.allclose(enc3, enc4)
+
+
+def test_op_onehot_off_is_the_paper_model():
+    assert RankerConfig().op_onehot == 0 and Config().rank_loss == "pairwise"
+    assert _model().op_proj is None
+    assert "op_proj.weight" not in _model().state_dict()
+
+
+def test_op_onehot_rejects_out_of_range_codes():
+    from pipeline.errors import NarError
+
+    m = _model(op_onehot=3)
+    x = _nb201_like(2)
+    x[0, 0, 0, 1] = 4
+    with pytest.raises(NarError, match="op_onehot"):
+        m(x)
+
+
+def test_listmle_matches_plackett_luce_and_prefers_the_true_order():
+    from nar.model import listmle_loss
+
+    y = torch.tensor([0.3, 0.9, 0.1, 0.5])
+    s = torch.tensor([0.2, -1.0, 0.7, 1.5])
+    order = torch.argsort(y, descending=True)
+    ref = 0.0
+    for i in range(4):
+        rest = s[order[i:]]
+        ref += torch.logsumexp(rest, 0) - rest[0]
+    assert torch.allclose(listmle_loss(s, y), ref / 4)
+    assert listmle_loss(y * 10, y) < listmle_loss(-y * 10, y)
+    _, _, rank = nar_loss(torch.zeros(4, 5), s, torch.tensor([1, 2, 3, 4]), y, True, 1.0, "listmle")
+    assert torch.allclose(rank, ref / 4)
+
+
+def test_improved_keys_are_validated(tmp_path):
+    from nar.config import load_config
+    from pipeline.errors import NarError
+
+    assert load_config(overrides=["rank_loss=listmle", "ranker.op_onehot=5"], bench="201").ranker.op_onehot == 5
+    with pytest.raises(NarError, match="rank_loss"):
+        load_config(overrides=["rank_loss=listnet"], bench="201")
+    with pytest.raises(NarError, match="op_onehot"):
+        load_config(overrides=["ranker.op_onehot=-1"], bench="201")
+    with pytest.raises(NarError, match="swa_epochs"):
+        load_config(overrides=["swa_epochs=56"], bench="201")  # > ranker_epochs 55
+
+
+def test_swa_returns_the_mean_of_the_last_epochs_weights():
+    from nar.train import average_model, train_ranker
+
+    cfg = Config(ranker=RankerConfig(**{**TINY.__dict__, "dropout": 0.0}), train_size=48, val_size=16,
+                 batch_size=16, ranker_epochs=3, device="cpu", seed=3)
+    x, y = _nb201_like(64).numpy(), np.random.default_rng(0).random(64)
+    snaps = []
+
+    class Run:  # keeps the last model of each run
+        def on_epoch(self, row):
+            pass
+
+        def on_finish(self, last, best):
+            snaps.append((last, best))
+
+    one, _ = train_ranker(dataclasses.replace(cfg, swa_epochs=1), x[:48], y[:48], x[48:], y[48:], run=Run())
+    last1 = snaps[-1][0]
+    assert all(torch.equal(a, b) for a, b in zip(one.parameters(), last1.parameters()))
+    avg, _ = train_ranker(dataclasses.replace(cfg, swa_epochs=3), x[:48], y[:48], x[48:], y[48:], run=Run())
+    last3 = snaps[-1][0]
+    assert all(torch.equal(a, b) for a, b in zip(last1.parameters(), last3.parameters()))  # same seed
+    assert not torch.allclose(avg.patch_proj.weight, last3.patch_proj.weight)
+    sums = {k: 2 * v.detach() for k, v in last3.named_parameters()}
+    assert torch.allclose(average_model(last3, sums, 2).patch_proj.weight, last3.patch_proj.weight)
