@@ -12,7 +12,6 @@ score the held-out rows. Prints and writes a markdown table of mean ± std over 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
@@ -27,6 +26,7 @@ from cache.store import Store  # noqa: E402
 from nar.baselines import create_baseline  # noqa: E402
 from nar.data import make_split  # noqa: E402
 from nar.metrics import assign_tiers, ranking_metrics, tier_thresholds  # noqa: E402
+from pipeline.atomic import write_text_atomic  # noqa: E402
 from pipeline.errors import NarError  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -201,11 +201,7 @@ def main(argv=None) -> int:
             results[setting] = run_setting(setting, store, models, seeds, a.quick)
     text = markdown(results, seeds, a.quick)
     print(text)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, out)
+    out = write_text_atomic(a.out, text + "\n", mkdir=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"wrote {out}; total {time.perf_counter() - t0:.1f}s, peak RSS {rss:.0f} MiB")
     return 0

@@ -8,13 +8,13 @@ has ``.fit(store, idx, y)`` and ``.predict(store, idx) -> scores`` (higher = bet
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import joblib
 import numpy as np
 from scipy import stats
 
+from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -155,15 +155,10 @@ class Baseline:
         if not self.fitted:
             raise NarError(f"baseline {self.name} is not fitted; nothing to save")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         blob = {"version": CHECKPOINT_VERSION, "name": self.name, "bench": self.bench,
                 "seed": self.seed, "target": self.target, "kw": self.kw, "state": self._get_state()}
-        try:
+        with atomic_path(path, mkdir=True) as tmp:
             joblib.dump(blob, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
 

@@ -3,13 +3,13 @@ rebuild and use them, stored as tensors and plain Python types only, so that the
 ``torch.load(weights_only=True)``. Baselines are small joblib files with the same metadata."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from nar.config import config_from_dict
 from nar.model import NARanker, build_model
+from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 
 FORMAT = "nar-ranker"
@@ -19,24 +19,14 @@ META_KEYS = ("config", "bench", "dataset", "n_arch_patch", "d_patch", "tier_thre
              "val_kendalltau", "score_thresholds")
 
 
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save_checkpoint(path, members: list[NARanker], meta: dict) -> Path:
     """Write the weights of each ensemble member (one for the paper model) and ``meta``."""
     states = [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in members]
     blob = {"format": FORMAT, "version": VERSION, "arch": "NAR", "members": states}
     blob.update({k: meta[k] for k in META_KEYS if k in meta})
-    return _atomic(path, lambda tmp: torch.save(blob, tmp))
+    with atomic_path(path, mkdir=True) as tmp:
+        torch.save(blob, tmp)
+    return Path(path)
 
 
 def save_baseline(path, model, meta: dict) -> Path:
@@ -44,7 +34,9 @@ def save_baseline(path, model, meta: dict) -> Path:
 
     blob = {"format": FORMAT, "version": VERSION, "arch": meta["config"]["arch"], "model": model}
     blob.update({k: meta[k] for k in META_KEYS if k in meta})
-    return _atomic(path, lambda tmp: joblib.dump(blob, tmp))
+    with atomic_path(path, mkdir=True) as tmp:
+        joblib.dump(blob, tmp)
+    return Path(path)
 
 
 def load_checkpoint(path) -> dict:

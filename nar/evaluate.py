@@ -3,9 +3,7 @@ and ``nar-cli predict`` (key, tier, score, rank of every architecture -> CSV).""
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from nar.data import (check_features, label_array, open_store, store_fingerprint
                       target_array, tiers_from_thresholds)
 from nar.harness import _attach_log, _detach_log
 from nar.train import predict_batched
+from pipeline.atomic import atomic_path, write_json_atomic
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -39,15 +38,6 @@ def _metrics(score, target, pred_tier, true_tier) -> dict:
 
     out = ranking_metrics(score, target, pred_tier=pred_tier, true_tier=true_tier)
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=None,
@@ -89,7 +79,7 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
         log.info("whole space: %s", results["whole_space"])
     finally:
         _detach_log(handler)
-    _write_atomic(run_dir / "results.json", json.dumps(results, indent=2, default=float))
+    write_json_atomic(run_dir / "results.json", results, indent=2, default=float)
     return results
 
 
@@ -103,15 +93,9 @@ def run_predict(checkpoint, data_path, out) -> Path:
     rank[np.argsort(-score, kind="stable")] = np.arange(1, len(score) + 1)
     keys = store_keys(store)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["key", "tier", "score", "rank"])
-            w.writerows(zip(keys, tier.tolist(), (f"{s:.6g}" for s in score), rank.tolist()))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out, mkdir=True) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["key", "tier", "score", "rank"])
+        w.writerows(zip(keys, tier.tolist(), (f"{s:.6g}" for s in score), rank.tolist()))
     log.info("wrote %d predictions to %s", len(score), out)
     return out

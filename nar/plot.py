@@ -2,8 +2,9 @@
 against the number of queries."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from pipeline.atomic import atomic_path
 
 
 def plot_search(report: dict, path) -> Path:
@@ -40,13 +41,11 @@ def plot_search(report: dict, path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

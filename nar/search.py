@@ -9,11 +9,8 @@
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -221,13 +218,3 @@ def pool_note(ctx: SearchContext) -> dict:
                      "ranks and percentiles are within the store")}
 
 
-def write_json_atomic(path, obj) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

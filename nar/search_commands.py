@@ -44,7 +44,8 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
     """Validate everything, run the search, then write ``search.json`` and ``search.png`` into
     ``save_dir``; returns the report."""
     from nar.search import (final_top_k, iteration_records, open_context, paper_protocol, pool_note,
-                            search_nar, strict_protocol, write_json_atomic)
+                            search_nar, strict_protocol)
+    from pipeline.atomic import write_json_atomic
 
     if mode not in MODES:
         raise NarError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")

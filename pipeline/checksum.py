@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from pipeline.atomic import write_text_atomic
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -100,12 +101,7 @@ def verify_sha256(path, bench: str, actual: str, sha256: str | None = None) -> N
 def write_sidecar(path) -> str:
     """Hash ``path`` and write ``FILE.sha256`` beside it (``sha256sum`` format, atomic);
     returns the digest. Used by ``nar-cli build`` so its own outputs can be encoded."""
-    import os
-
     p = Path(path)
     digest = file_sha256(p)
-    side = sidecar_path(p)
-    tmp = side.with_name(side.name + f".tmp{os.getpid()}")
-    tmp.write_text(f"{digest}  {p.name}\n")
-    os.replace(tmp, side)
+    write_text_atomic(sidecar_path(p), f"{digest}  {p.name}\n")
     return digest

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from cache.store import OP_NAMES_101
+from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 from pipeline.sources import METRICS_101, METRICS_201, Nb101Rows, Nb201Rows
 
@@ -122,9 +122,8 @@ def write_json(path, items, keyed: bool = False) -> int:
     is renamed over ``path`` only when every item was written. Returns the record count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     n = 0
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", buffering=1 << 22) as fh:
             fh.write("{" if keyed else "[")
             enc = _ENCODER.encode
@@ -137,10 +136,6 @@ def write_json(path, items, keyed: bool = False) -> int:
                     fh.write(sep + enc(item))
                 n += 1
             fh.write("\n}\n" if keyed else "\n]\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %s (%d records)", path, n)
     return n
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cache.store import CACHE_DIR, OP_CODES_101, OP_NAMES_101
+from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -370,14 +371,11 @@ def load_space(cache_dir=None, n_jobs: int = 2) -> Space:
             why = f"unreadable ({e})"
         log.warning("ignoring space cache %s: %s; rebuilding", path, why)
     space = enumerate_space(n_jobs=n_jobs)
-    tmp = folder / f"{_CACHE_NAME}.tmp{os.getpid()}.npz"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, version=_CACHE_VERSION, hashes=space.hashes, adjacency=space.adjacency,
-                 ops=space.ops, n_vertices=space.n_vertices)
-        os.replace(tmp, path)
+        with atomic_path(path, mkdir=True) as tmp:
+            np.savez(tmp, version=_CACHE_VERSION, hashes=space.hashes, adjacency=space.adjacency,
+                     ops=space.ops, n_vertices=space.n_vertices)
         log.info("wrote space cache %s", path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         log.warning("could not write space cache %s: %s", path, e)
     return space
