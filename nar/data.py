@@ -91,14 +91,12 @@ def make_split(y: np.ndarray, train_size: int, val_size: int, seed: int) -> Spli
 
 
 def tier_cut(y: np.ndarray, n_tier: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort by accuracy (best first), cut into n_tier equal groups (the last takes the
-    remainder). Returns (tiers 1..n_tier int64, the n_tier - 1 cut points, descending)."""
+    """(:func:`nar.metrics.tier_labels`, :func:`nar.metrics.tier_thresholds`) of ``y``.
+    Kept only for nar/train.py; new code calls nar.metrics directly."""
     return tier_labels(y, n_tier), tier_thresholds(y, n_tier)
 
 
-def tiers_from_thresholds(y: np.ndarray, thresholds) -> np.ndarray:
-    """Tier of each accuracy under training cut points (1 = best; 0 where y is NaN)."""
-    return assign_tiers(y, thresholds)
+tiers_from_thresholds = assign_tiers  # alias for nar/train.py; new code uses nar.metrics.assign_tiers
 
 
 def load_features(store: Store, dataset: str, idx: np.ndarray) -> np.ndarray:

@@ -10,9 +10,9 @@ import numpy as np
 
 from nar.checkpoint import build_members, check_compatible, load_checkpoint, resolve_checkpoint
 from nar.config import config_from_dict, load_config
-from nar.data import (check_features, label_array, open_store, store_fingerprint, store_keys,
-                      target_array, tiers_from_thresholds)
+from nar.data import check_features, label_array, open_store, store_fingerprint, store_keys, target_array
 from nar.harness import _attach_log, _detach_log
+from nar.metrics import assign_tiers
 from nar.train import predict_batched
 from pipeline.atomic import atomic_path, write_json_atomic
 from pipeline.errors import NarError
@@ -30,7 +30,7 @@ def score_store(blob: dict, store, batch_size: int = 2048) -> tuple[np.ndarray, 
         check_features(store, dataset, blob["n_arch_patch"], blob["d_patch"], f"checkpoint {blob.get('path', '')}")
         return predict_batched(build_members(blob), store.data(dataset, "features"), batch_size)
     score = np.asarray(blob["model"].predict(store, np.arange(store.n)), dtype=np.float64)
-    return tiers_from_thresholds(score, blob["score_thresholds"]), score
+    return assign_tiers(score, blob["score_thresholds"]), score
 
 
 def _metrics(score, target, pred_tier, true_tier) -> dict:
@@ -58,7 +58,7 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
         label_y, _ = label_array(store, dataset, blob["label"])
     except NarError:
         label_y = target
-    tier_truth = tiers_from_thresholds(label_y, blob["tier_thresholds"])
+    tier_truth = assign_tiers(label_y, blob["tier_thresholds"])
     pred_tier, score = score_store(blob, store)
 
     keys = store_keys(store)
@@ -71,7 +71,7 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
                "n_train": len(blob["train_keys"]), "n_test": int(heldout.sum()),
                "same_data_as_training": same_data}
     for name, m in (("heldout", heldout), ("whole_space", known)):
-        tt = np.where(np.isfinite(label_y[m]), tier_truth[m], tiers_from_thresholds(target[m], blob["tier_thresholds"]))
+        tt = np.where(np.isfinite(label_y[m]), tier_truth[m], assign_tiers(target[m], blob["tier_thresholds"]))
         results[name] = _metrics(score[m], target[m], pred_tier[m], tt)
     handler = _attach_log(run_dir / save_file_name)
     try:

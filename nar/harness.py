@@ -16,7 +16,8 @@ from cache.store import Store
 from nar.checkpoint import save_baseline, save_checkpoint
 from nar.config import Config, load_config
 from nar.data import (Split, check_features, label_array, load_features, make_split, open_store,
-                      store_fingerprint, store_keys, tier_cut, tiers_from_thresholds)
+                      store_fingerprint, store_keys)
+from nar.metrics import assign_tiers, tier_thresholds
 from nar.train import train_ranker
 from pipeline.errors import NarError
 
@@ -58,7 +59,7 @@ def prepare(cfg: Config, data, sha256=None, skip_sha256=False) -> Prepared:
 
 def base_meta(prep: Prepared) -> dict:
     cfg = prep.cfg
-    _, thresholds = tier_cut(prep.y[prep.split.train], cfg.ranker.n_tier)
+    thresholds = tier_thresholds(prep.y[prep.split.train], cfg.ranker.n_tier)
     return {"config": cfg.to_dict(), "bench": cfg.bench, "dataset": prep.dataset,
             "n_arch_patch": cfg.ranker.n_arch_patch, "d_patch": cfg.ranker.d_patch,
             "tier_thresholds": [float(v) for v in thresholds], "label": prep.label,
@@ -127,10 +128,10 @@ def train_baseline(prep: Prepared, run: RunDir):
     model.fit(prep.store, s.train, prep.y[s.train])
     score_tr = np.asarray(model.predict(prep.store, s.train), dtype=np.float64)
     score_va = np.asarray(model.predict(prep.store, s.val), dtype=np.float64)
-    _, thr = tier_cut(prep.y[s.train], cfg.ranker.n_tier)
-    _, score_thr = tier_cut(score_tr, cfg.ranker.n_tier)
+    thr = tier_thresholds(prep.y[s.train], cfg.ranker.n_tier)
+    score_thr = tier_thresholds(score_tr, cfg.ranker.n_tier)
     tau = float(kendalltau(score_va, prep.y[s.val]).statistic)
-    val_acc = float((tiers_from_thresholds(score_va, score_thr) == tiers_from_thresholds(prep.y[s.val], thr)).mean())
+    val_acc = float((assign_tiers(score_va, score_thr) == assign_tiers(prep.y[s.val], thr)).mean())
     run.on_epoch({"epoch": 1, "val_tier_acc": val_acc, "val_kendalltau": tau, "best": True})
     log.info("%s: val tier acc %.3f val tau %.4f", cfg.arch, val_acc, tau)
     return model, {"score_thresholds": [float(v) for v in score_thr], "epoch": 1, "val_kendalltau": tau}

@@ -2,6 +2,12 @@
 
 Conventions: a higher score and a higher accuracy are better; true rank 1 is the best
 architecture; tier 1 is the best tier.
+
+Tiers (the one implementation; nar.data, nar.harness, nar.evaluate use it): training
+architectures get :func:`tier_labels` (sorted best first, equal groups, ties split by input
+order); any other accuracy gets :func:`assign_tiers` under the training cut points of
+:func:`tier_thresholds`, where an accuracy equal to a cut goes to the better tier. The two
+agree on the training set except for tied accuracies that straddle a cut.
 """
 from __future__ import annotations
 
