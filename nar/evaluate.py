@@ -65,7 +65,7 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
     same_data = store_fingerprint(store) == blob["store_fingerprint"]
     used = set(blob["train_keys"]) | (set(blob["val_keys"]) if same_data else set())
     known = np.isfinite(target)
-    heldout = known & ~np.fromiter((k in used for k in keys), bool, len(keys))
+    heldout = known & ~np.isin(keys.astype(str), np.array(sorted(used), dtype=str))
     results = {"checkpoint": blob["path"], "bench": blob["bench"], "dataset": dataset,
                "seed": cfg.seed, "label": blob["label"], "target": target_name,
                "n_train": len(blob["train_keys"]), "n_test": int(heldout.sum()),
