@@ -34,7 +34,6 @@ FIELDS_201 = frozenset(
        for f in ("total_flops", "total_params", "opt_flops", "opt_params")])
 KEY_BYTES = {"101": 32, "201": 96}  # longest NB201 arch_str is 95 characters
 
-_OP_INDEX_201 = {name: i for i, name in enumerate(OPS_201)}
 _FIX = "fix the record or rebuild the file with `nar-cli build`"
 
 
