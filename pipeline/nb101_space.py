@@ -64,13 +64,19 @@ def _as_matrix(matrix, ops) -> np.ndarray:
     return m
 
 
-def validate_cell(matrix, ops) -> None:
-    """Raise NarError naming the first problem of the cell; return None when it is valid."""
+def _checked_cell(matrix, ops):
+    """(op list, int8 matrix, vertex count) of a cell with at least input and output."""
     ops = list(ops)
     m = _as_matrix(matrix, ops)
     n = m.shape[0]
     if n < 2:
         raise NarError(f"cell has {n} vertices; it needs at least input and output")
+    return ops, m, n
+
+
+def validate_cell(matrix, ops) -> None:
+    """Raise NarError naming the first problem of the cell; return None when it is valid."""
+    ops, m, n = _checked_cell(matrix, ops)
     if n > MAX_VERTICES:
         raise NarError(f"cell has {n} vertices, more than {MAX_VERTICES}; prune it or drop vertices")
     if int(m.sum()) > MAX_EDGES:
@@ -89,11 +95,7 @@ def prune(matrix, ops):
 
     Raises NarError when the output cannot be reached from the input. Size limits are not
     checked here (call :func:`validate_cell` on the result)."""
-    ops = list(ops)
-    m = _as_matrix(matrix, ops)
-    n = m.shape[0]
-    if n < 2:
-        raise NarError(f"cell has {n} vertices; it needs at least input and output")
+    ops, m, n = _checked_cell(matrix, ops)
     fwd = np.zeros(n, bool)
     fwd[0] = True
     for v in range(1, n):  # topological order: reached if a reached predecessor feeds it
