@@ -205,3 +205,16 @@ def test_swa_returns_the_mean_of_the_last_epochs_weights():
     assert not torch.allclose(avg.patch_proj.weight, last3.patch_proj.weight)
     sums = {k: 2 * v.detach() for k, v in last3.named_parameters()}
     assert torch.allclose(average_model(last3, sums, 2).patch_proj.weight, last3.patch_proj.weight)
+
+
+def test_improved_config_turns_on_only_the_improved_options():
+    from nar.config import CONFIG_DIR, load_config
+
+    imp = load_config(CONFIG_DIR / "improved201.yml")
+    assert (imp.ranker.op_onehot, imp.rank_loss, imp.swa_epochs) == (5, "listmle", 20)
+    for name in ("config.yml", "config201.yml", "cpu201.yml"):
+        cfg = load_config(CONFIG_DIR / name)
+        assert (cfg.ranker.op_onehot, cfg.rank_loss, cfg.swa_epochs) == (0, "pairwise", 0), name
+    base = load_config(CONFIG_DIR / "cpu201.yml", ["ranker.op_onehot=5", "rank_loss=listmle", "swa_epochs=20",
+                                                     f"exp_name={imp.exp_name}"])
+    assert base.to_dict() == imp.to_dict()  # improved201 = cpu201 + the three options
