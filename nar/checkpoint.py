@@ -3,6 +3,8 @@ rebuild and use them, stored as tensors and plain Python types only, so that the
 ``torch.load(weights_only=True)``. Baselines are small joblib files with the same metadata."""
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import torch
@@ -104,7 +106,9 @@ def check_compatible(blob: dict, cfg) -> None:
                        f"says arch {cfg.arch!r}")
     if blob.get("arch", "NAR") != "NAR":
         return
-    saved = blob["config"]["ranker"]
+    # keys added after a checkpoint was written take their (neutral) defaults
+    from nar.config import RankerConfig
+    saved = {**dataclasses.asdict(RankerConfig()), **blob["config"]["ranker"]}
     now = cfg.to_dict()["ranker"]
     diff = [k for k in now if k != "dropout" and saved.get(k) != now[k]]
     if diff:
