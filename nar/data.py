@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from cache.store import Store
-from nar.metrics import assign_tiers, tier_labels, tier_thresholds
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -88,15 +87,6 @@ def make_split(y: np.ndarray, train_size: int, val_size: int, seed: int) -> Spli
                        "architectures; lower them with --set train_size=... --set val_size=...")
     perm = np.random.default_rng(seed).permutation(labelled)
     return Split(perm[:train_size], perm[train_size:train_size + val_size], perm[train_size + val_size:])
-
-
-def tier_cut(y: np.ndarray, n_tier: int) -> tuple[np.ndarray, np.ndarray]:
-    """(:func:`nar.metrics.tier_labels`, :func:`nar.metrics.tier_thresholds`) of ``y``.
-    Kept only for nar/train.py; new code calls nar.metrics directly."""
-    return tier_labels(y, n_tier), tier_thresholds(y, n_tier)
-
-
-tiers_from_thresholds = assign_tiers  # alias for nar/train.py; new code uses nar.metrics.assign_tiers
 
 
 def load_features(store: Store, dataset: str, idx: np.ndarray) -> np.ndarray:

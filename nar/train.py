@@ -12,7 +12,7 @@ import torch
 from scipy.stats import kendalltau
 
 from nar.config import Config
-from nar.data import tier_cut, tiers_from_thresholds
+from nar.metrics import assign_tiers, tier_labels, tier_thresholds
 from nar.model import NARanker, build_model, nar_loss
 from pipeline.errors import NarError
 
@@ -90,8 +90,8 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     uniform average of the weights after each of the last ``swa_epochs`` epochs."""
     labels = np.asarray(labels, dtype=np.float64)
     val_labels = np.asarray(val_labels, dtype=np.float64)
-    tiers_np, thresholds = tier_cut(labels, cfg.ranker.n_tier)
-    val_tiers = tiers_from_thresholds(val_labels, thresholds)
+    tiers_np, thresholds = tier_labels(labels, cfg.ranker.n_tier), tier_thresholds(labels, cfg.ranker.n_tier)
+    val_tiers = assign_tiers(val_labels, thresholds)
     device = select_device(cfg)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
