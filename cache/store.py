@@ -34,6 +34,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipeline.atomic import temp_path
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class StoreWriter:
             raise NarError(f"unknown bench {bench!r}: use 101 or 201")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+        self.tmp = temp_path(self.path)
         self.n = int(n)
         self.bench = bench
         self._attrs = dict(attrs or {})
