@@ -2,10 +2,11 @@
 
 ``paper``  : the release's report, the best TEST accuracy among the predicted top-k over all
              iterations (an oracle pick); queries = the training architectures only.
-``strict`` : one final pick from predictions and validation data alone: the top-k of the last
-             ``strict_iterations`` iterations are looked up (each a query); the best validation
-             accuracy among everything queried (training set included) wins; its test accuracy,
-             rank and percentile are reported with every looked-up architecture counted.
+``strict`` : one final pick from predictions and validation data alone: the ``strict_lookups``
+             best-predicted distinct candidates (predicted top tier first, then by score) of the
+             last ``strict_iterations`` iterations (0 = all) are looked up, each a query; the best
+             validation accuracy among everything queried (training and validation sets included)
+             wins; its test accuracy, rank and percentile are reported with every query counted.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 OP_NAMES_101 = {1: "input", 2: "conv1x1-bn-relu", 3: "conv3x3-bn-relu", 4: "maxpool3x3", 5: "output"}
 PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k over all iterations "
               "(an oracle pick); queries = training architectures only")
-STRICT_TEXT = ("final pick from predictions and validation data alone: top-k of the last iterations "
-               "looked up, best validation accuracy among all queried architectures wins; queries = "
+STRICT_TEXT = ("final pick from predictions and validation data alone: the best-predicted distinct "
+               "candidates of the search are looked up, best validation accuracy among all queried "
+               "architectures wins; queries = "
                "training + validation architectures + every looked-up architecture")
 
 
@@ -155,18 +157,33 @@ def paper_protocol(ctx: SearchContext, iters: list[dict], n_train: int) -> dict:
     return res
 
 
+def lookup_order(iters: list[dict], strict_iterations: int = 0) -> np.ndarray:
+    """Distinct candidate rows of the last ``strict_iterations`` iterations (0 = all), best
+    prediction first: lower predicted tier first, then higher score (each row's best)."""
+    window = iters[-strict_iterations:] if strict_iterations > 0 else iters
+    if not window:
+        return np.zeros(0, np.int64)
+    rows = np.concatenate([it["rows"] for it in window]).astype(np.int64)
+    tiers = np.concatenate([it["tiers"] for it in window]).astype(np.int64)
+    scores = np.concatenate([it["scores"] for it in window]).astype(np.float64)
+    order = np.lexsort((-scores, tiers))  # primary key tier, then score descending
+    rows = rows[order]
+    _, first = np.unique(rows, return_index=True)
+    return rows[np.sort(first)]
+
+
 def strict_protocol(ctx: SearchContext, iters: list[dict], known_rows, n_known_queries: int,
-                    strict_iterations: int, budget: int | None = None) -> dict:
-    """Look up the top-k of the last ``strict_iterations`` iterations (within ``budget``
-    queries), pick the best ``select`` accuracy among known + looked-up rows."""
+                    strict_iterations: int = 0, lookups: int = 50, budget: int | None = None) -> dict:
+    """Look up the ``lookups`` best-predicted distinct candidates (within ``budget`` queries),
+    pick the best ``select`` accuracy among known + looked-up rows."""
     known = set(int(r) for r in known_rows if ctx.pool.allowed[r])  # hard limits apply to picks too
+    room = lookups if budget is None else min(lookups, budget - n_known_queries)
     looked: list[int] = []
-    room = np.inf if budget is None else budget - n_known_queries
-    for it in iters[-strict_iterations:] if strict_iterations > 0 else []:
-        for j in it["top"]:
-            r = int(it["rows"][j])
-            if r not in known and r not in looked and len(looked) < room:
-                looked.append(r)
+    for r in lookup_order(iters, strict_iterations):
+        if len(looked) >= room:
+            break
+        if int(r) not in known:
+            looked.append(int(r))
     seq = sorted(known) + looked
     res = {"description": STRICT_TEXT, "selection_label": ctx.select_name,
            "queries": int(n_known_queries + len(looked)), "n_lookups": len(looked),

@@ -20,7 +20,8 @@ class SamplerConfig:
     is_checkpoint: bool = True
     # --- ours ---
     top_k: int = 5              # candidates reported per iteration (predicted tier 1, by score)
-    strict_iterations: int = 10  # strict protocol: look up the top-k of this many last iterations
+    strict_lookups: int = 50     # strict protocol: best-predicted distinct candidates looked up
+    strict_iterations: int = 0   # ... taken from this many last iterations (0 = all of them)
     kl_eps: float = 1e-3        # additive smoothing of histograms before the KL divergence
     # regularised evolution (baseline)
     population: int = 64

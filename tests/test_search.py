@@ -48,7 +48,7 @@ def test_running_pick_is_the_best_so_far():
 
 
 def test_search_and_both_protocols(ctx201):
-    cfg = SamplerConfig(top_k=4, strict_iterations=3)
+    cfg = SamplerConfig(top_k=4)
     iters = search_nar(NoisyRanker(ctx201), ctx201, cfg, 6, 64, 5, 5, seed=0)
     assert len(iters) == 6 and all(len(np.unique(it["rows"])) == 64 for it in iters)
     for it in iters:  # the top-k are predicted tier 1, best score first
@@ -58,12 +58,17 @@ def test_search_and_both_protocols(ctx201):
     assert paper["best"]["test_acc"] == pytest.approx(ctx201.target[tops].max(), abs=1e-3)
     assert paper["queries"] == 100
     known = list(range(10))
-    strict = strict_protocol(ctx201, iters, known, n_known_queries=150, strict_iterations=3)
-    looked = {int(r) for it in iters[-3:] for r in it["rows"][it["top"]]} - set(known)
-    assert strict["n_lookups"] == len(looked) and strict["queries"] == 150 + len(looked)
-    cands = np.array(sorted(set(known) | looked))
+    strict = strict_protocol(ctx201, iters, known, n_known_queries=150, strict_iterations=3, lookups=12)
+    best = {}  # each row's best (tier, -score) over the last 3 iterations
+    for it in iters[-3:]:
+        for r, t, sc in zip(it["rows"], it["tiers"], it["scores"]):
+            best[int(r)] = min(best.get(int(r), (99, 0.0)), (int(t), -float(sc)))
+    order = [r for r, _ in sorted(best.items(), key=lambda kv: kv[1]) if r not in known][:12]
+    assert strict["n_lookups"] == 12 and strict["queries"] == 162
+    cands = np.array(sorted(set(known) | set(order)))
     assert strict["pick"]["row"] == cands[np.argmax(ctx201.select[cands])]
-    capped = strict_protocol(ctx201, iters, known, 150, 3, budget=152)
+    assert strict["pick"]["row"] in set(known) | set(order)
+    capped = strict_protocol(ctx201, iters, known, 150, 3, lookups=12, budget=152)
     assert capped["n_lookups"] == 2 and capped["queries"] == 152
 
 
@@ -169,6 +174,9 @@ def test_sample_command_with_a_trained_ranker(tmp_path, path201, tiny_checkpoint
     assert rep["paper_protocol"]["queries"] == 200 == rep["n_train"]
     assert rep["strict_protocol"]["queries"] == 250 + rep["strict_protocol"]["n_lookups"]
     assert rep["final_top_k"] and "rank" in rep["final_top_k"][0]
+    strict, ref = rep["strict_protocol"], rep["random_search_reference"]
+    assert ref["queries"] == strict["queries"] and ref["mean_best_queried_test_acc"] >= ref["mean_pick_test_acc"]
+    assert 1 <= ref["median_pick_rank"] and 1 <= ref["mean_pick_rank"]
     res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run),
                                    "--checkpoint", str(tiny_checkpoint), "--budget", "100"])
     assert res.exit_code == 2 and "budget" in res.output
