@@ -211,10 +211,10 @@ def test_improved_config_turns_on_only_the_improved_options():
     from nar.config import CONFIG_DIR, load_config
 
     imp = load_config(CONFIG_DIR / "improved201.yml")
-    assert (imp.ranker.op_onehot, imp.rank_loss, imp.swa_epochs) == (5, "listmle", 20)
+    assert (imp.ranker.op_onehot, imp.rank_loss, imp.swa_epochs, imp.n_ensemble) == (5, "listmle", 20, 3)
     for name in ("config.yml", "config201.yml", "cpu201.yml"):
         cfg = load_config(CONFIG_DIR / name)
-        assert (cfg.ranker.op_onehot, cfg.rank_loss, cfg.swa_epochs) == (0, "pairwise", 0), name
+        assert (cfg.ranker.op_onehot, cfg.rank_loss, cfg.swa_epochs, cfg.n_ensemble) == (0, "pairwise", 0, 1), name
     base = load_config(CONFIG_DIR / "cpu201.yml", ["ranker.op_onehot=5", "rank_loss=listmle", "swa_epochs=20",
-                                                     f"exp_name={imp.exp_name}"])
-    assert base.to_dict() == imp.to_dict()  # improved201 = cpu201 + the three options
+                                                     "n_ensemble=3", f"exp_name={imp.exp_name}"])
+    assert base.to_dict() == imp.to_dict()  # improved201 = cpu201 + the four options
