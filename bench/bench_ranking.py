@@ -67,6 +67,7 @@ BASELINE_MODELS = {
 NAR_MODELS = {
     "nar_paper": {"101": "config.yml", "201": "config201.yml"},
     "nar_cpu": {"101": "cpu101.yml", "201": "cpu201.yml"},
+    "nar_improved": {"101": "improved101.yml", "201": "improved201.yml"},  # ours, not the paper's
 }
 METRICS = ["kendalltau", "spearman", "precision_10", "precision_100", "n_at_10", "tier_accuracy"]
 N_TIER = 5
