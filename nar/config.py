@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from nar.augment import AUGMENTS
 from nar.search_config import SamplerConfig
 from pipeline.errors import NarError
 
@@ -98,6 +99,7 @@ class Config:
     rank_loss: str = "pairwise"   # ranking loss on the score: pairwise (paper) | listmle (improved)
     swa_epochs: int = 0           # >0: return the weight average of the last N epochs (improved)
     n_ensemble: int = 1           # >1: average the scores of that many seeds (improved config)
+    augment: str = "none"         # training batches: none | topo (random topological re-ordering, NB101)
 
     @property
     def bench(self) -> str:
@@ -192,6 +194,11 @@ def _validate(cfg: Config, source: str) -> None:
         raise NarError(f"config key 'swa_epochs' in {source}: {cfg.swa_epochs}; use 0 (off) .. ranker_epochs")
     if cfg.rank_loss not in ("pairwise", "listmle"):
         raise NarError(f"config key 'rank_loss' in {source}: {cfg.rank_loss!r}; use pairwise or listmle")
+    if cfg.augment not in AUGMENTS:
+        raise NarError(f"config key 'augment' in {source}: {cfg.augment!r}; use one of {', '.join(AUGMENTS)}")
+    if cfg.augment != "none" and cfg.bench != "101":
+        raise NarError(f"config key 'augment' in {source}: {cfg.augment!r} needs space nasbench (NB101); "
+                       "use augment none")
     if cfg.strategy not in ("val_acc", "test_acc"):
         raise NarError(f"config key 'strategy' in {source}: {cfg.strategy!r}; use val_acc or test_acc")
     if cfg.target not in ("val_acc", "test_acc"):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
+from nar.augment import augment_batch
 from nar.config import Config
 from nar.metrics import assign_tiers, tier_labels, tier_thresholds
 from nar.model import NARanker, build_model, nar_loss
@@ -95,6 +96,7 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     device = select_device(cfg)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)  # own stream: batch order unchanged by augment
 
     x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(device)
     y = torch.from_numpy(labels).to(device)
@@ -129,7 +131,7 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                logits, score, enc = model(x[idx])
+                logits, score, enc = model(augment_batch(x[idx], cfg.augment, aug_gen))
                 loss, ce, rank = nar_loss(logits, score, t[idx], y[idx], cfg.aux_loss, cfg.loss_factor,
                                           cfg.rank_loss)
             opt.zero_grad(set_to_none=True)
