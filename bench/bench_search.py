@@ -67,6 +67,10 @@ def main():
     ap.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--surrogate", default="lightgbm", help="iterative model: lightgbm, mlp, ... or nar")
     ap.add_argument("--config_file", help="NAR config for --surrogate nar")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of --config_file (repeatable)")
+    ap.add_argument("--finetune_epochs", type=int, default=0,
+                    help="--surrogate nar: >0 fine-tunes the previous round's model this many epochs")
     ap.add_argument("--target", default="rank", help="baseline surrogate target: raw or rank")
     ap.add_argument("--methods", default="iterative,random,evolution")
     ap.add_argument("--init_size", type=int, default=24)
@@ -89,7 +93,8 @@ def main():
     def fitter(seed):
         if args.surrogate == "nar":
             from nar.config import load_config
-            return NarFitter(ctx, load_config(args.config_file, bench="201"))
+            cfg = load_config(args.config_file, args.overrides + [f"seed={seed}"], bench="201")
+            return NarFitter(ctx, cfg, args.finetune_epochs)
         return BaselineFitter(ctx, args.surrogate, seed, **({"target": args.target} if args.target else {}))
 
     methods = {
@@ -98,16 +103,17 @@ def main():
         "random": lambda s: random_search(ctx, args.budget, s),
         "evolution": lambda s: regularized_evolution(ctx, args.budget, s, 64, 16),
     }
-    head = "".join(f"{'@' + str(m):>26}" for m in MILESTONES)
+    milestones = [m for m in MILESTONES if m <= args.budget]
+    head = "".join(f"{'@' + str(m):>26}" for m in milestones)
     print(f"{'method':<20}{head}   (mean +- std [#optimum picked / #queried])  time/seed")
     for name, run in methods.items():
         if name.split("(")[0] not in args.methods.split(","):
             continue
         t = time.perf_counter()
-        res = [query_run_summary(ctx, run(s), milestones=MILESTONES) for s in range(args.seeds)]
+        res = [query_run_summary(ctx, run(s), milestones=milestones) for s in range(args.seeds)]
         sec = (time.perf_counter() - t) / args.seeds
         cells = []
-        for m in MILESTONES:
+        for m in milestones:
             acc = np.array([r["at_queries"][str(m)][f"pick_{ctx.target_name}"] for r in res], float)
             best = np.array([r["at_queries"][str(m)][f"best_queried_{ctx.target_name}"] for r in res], float)
             picked = sum(r["at_queries"][str(m)]["pick_rank"] == 1 for r in res)

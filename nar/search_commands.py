@@ -51,7 +51,7 @@ def _random_reference(ctx, queries: int, seed: int, n_seeds: int = 100) -> dict:
 
 def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None, iterations=None,
                mode="nar", budget=None, max_flops=None, max_params=None, max_latency=None, dataset=None,
-               surrogate="nar", top_k=None) -> dict:
+               surrogate="nar", top_k=None, overrides=()) -> dict:
     """Validate everything, run the search, then write ``search.json`` and ``search.png`` into
     ``save_dir``; returns the report."""
     from nar.search import (final_top_k, iteration_records, open_context, paper_protocol, pool_note,
@@ -72,9 +72,13 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
     cfg = None
     if config_file is not None:
         from nar.config import load_config
-        cfg = load_config(config_file, bench=store.bench)
+        cfg = load_config(config_file, overrides, bench=store.bench)
     elif ranker is not None:
-        cfg = ranker.config
+        from nar.config import config_from_dict, load_config
+        cfg = config_from_dict(ranker.config.to_dict()) if not overrides else \
+            load_config(None, [ranker.config.to_dict(), *overrides], bench=store.bench)
+    elif overrides:
+        raise NarError("--set needs --config_file or --checkpoint (a config to override)")
     if ranker is not None:
         if str(ranker.bench) != store.bench:
             raise NarError(f"checkpoint {ckpt} is for NAS-Bench-{ranker.bench} but {data_path} holds "
@@ -186,6 +190,8 @@ def _log_summary(report):
 @click.option("--surrogate", default="nar", show_default=True,
               help="Iterative mode model: nar, or a nar.baselines name (lightgbm, xgboost, mlp).")
 @click.option("--top_k", type=int, default=None, help="Candidates reported per iteration.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set sampler.strict_lookups=100 (value parsed as YAML).")
 def sample(**kw):
     """Search by sampling with a trained ranker (or a baseline / the query-efficient mode)."""
     report = run_sample(**kw)

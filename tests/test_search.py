@@ -180,6 +180,13 @@ def test_sample_command_with_a_trained_ranker(tmp_path, path201, tiny_checkpoint
     res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run),
                                    "--checkpoint", str(tiny_checkpoint), "--budget", "100"])
     assert res.exit_code == 2 and "budget" in res.output
+    res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run), "--checkpoint",
+                                   str(tiny_checkpoint), "--set", "sampler.strict_lookups=3"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "search.json").read_text())["strict_protocol"]["n_lookups"] == 3
+    res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run), "--checkpoint",
+                                   str(tiny_checkpoint), "--set", "sampler.no_such_key=3"])
+    assert res.exit_code == 2 and "no_such_key" in res.output
 
 
 def test_checkpoint_of_another_bench_is_refused(tmp_path, tiny_checkpoint):
