@@ -4,9 +4,10 @@
              iterations (an oracle pick); queries = the training architectures only.
 ``strict`` : one final pick from predictions and validation data alone: the ``strict_lookups``
              best-predicted distinct candidates (predicted top tier first, then by score) of the
-             last ``strict_iterations`` iterations (0 = all) are looked up, each a query; the best
-             validation accuracy among everything queried (training and validation sets included)
-             wins; its test accuracy, rank and percentile are reported with every query counted.
+             last ``strict_iterations`` iterations (0 = all) are looked up, each a query; among
+             everything queried (training and validation sets included) the cells whose validation
+             accuracy is within ``strict_val_margin`` of the best are tied and the ranker's score
+             picks one; its test accuracy, rank and percentile are reported, every query counted.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ OP_NAMES_101 = {1: "input", 2: "conv1x1-bn-relu", 3: "conv3x3-bn-relu", 4: "maxp
 PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k over all iterations "
               "(an oracle pick); queries = training architectures only")
 STRICT_TEXT = ("final pick from predictions and validation data alone: the best-predicted distinct "
-               "candidates of the search are looked up, best validation accuracy among all queried "
-               "architectures wins; queries = "
-               "training + validation architectures + every looked-up architecture")
+               "candidates of the search are looked up; among all queried architectures, those within "
+               "val_margin of the best validation accuracy are tied and the best predicted score wins; "
+               "queries = training + validation architectures + every looked-up architecture")
 
 
 @dataclass
@@ -172,10 +173,23 @@ def lookup_order(iters: list[dict], strict_iterations: int = 0) -> np.ndarray:
     return rows[np.sort(first)]
 
 
+def margin_pick(select: np.ndarray, score: np.ndarray | None, margin: float) -> int:
+    """Index of the strict pick among queried rows: the rows whose ``select`` accuracy is within
+    ``margin`` of the best are tied (the difference is within label noise) and the highest
+    predicted ``score`` among them wins; ``margin`` 0 (or no scores) = the best ``select``."""
+    v = np.where(np.isfinite(select), select, -np.inf)
+    if margin <= 0 or score is None:
+        return int(np.argmax(v))
+    tied = np.flatnonzero(v >= v.max() - margin)
+    return int(tied[np.argmax(score[tied])])
+
+
 def strict_protocol(ctx: SearchContext, iters: list[dict], known_rows, n_known_queries: int,
-                    strict_iterations: int = 0, lookups: int = 50, budget: int | None = None) -> dict:
+                    strict_iterations: int = 0, lookups: int = 50, budget: int | None = None,
+                    margin: float = 0.0, known_scores=None) -> dict:
     """Look up the ``lookups`` best-predicted distinct candidates (within ``budget`` queries),
-    pick the best ``select`` accuracy among known + looked-up rows."""
+    then pick among known + looked-up rows with :func:`margin_pick` (``known_scores``: the
+    ranker's scores of ``known_rows``, needed when ``margin`` > 0)."""
     known = set(int(r) for r in known_rows if ctx.pool.allowed[r])  # hard limits apply to picks too
     room = lookups if budget is None else min(lookups, budget - n_known_queries)
     looked: list[int] = []
@@ -185,20 +199,31 @@ def strict_protocol(ctx: SearchContext, iters: list[dict], known_rows, n_known_q
         if int(r) not in known:
             looked.append(int(r))
     seq = sorted(known) + looked
-    res = {"description": STRICT_TEXT, "selection_label": ctx.select_name,
+    res = {"description": STRICT_TEXT, "selection_label": ctx.select_name, "val_margin": float(margin),
            "queries": int(n_known_queries + len(looked)), "n_lookups": len(looked),
            "n_known_labelled_in_store": len(known)}
     if not seq:
         return res
-    picks = running_pick(ctx.select, seq)
+    scores = None
+    if margin > 0:
+        if known_scores is None:
+            raise ValueError("strict_protocol: margin > 0 needs known_scores")
+        score_of = {int(r): float(x) for r, x in zip(known_rows, known_scores)}
+        for it in iters:
+            score_of.update(zip(np.asarray(it["rows"]).tolist(), np.asarray(it["scores"], float).tolist()))
+        scores = np.array([score_of[r] for r in seq])
+    sel = ctx.select[np.asarray(seq)]
+    ends = range(max(1, len(known)), len(seq) + 1)  # after the known rows, then after each look-up
+    picks = [seq[margin_pick(sel[:n], None if scores is None else scores[:n], margin)] for n in ends]
     pick = int(picks[-1])
     res["pick"] = arch_record(ctx, pick)
     res["picked_from"] = "training set" if pick in known else "search"
     if looked:
-        res["search_only_pick"] = arch_record(ctx, int(running_pick(ctx.select, looked)[-1]))
+        k = len(known)
+        res["search_only_pick"] = arch_record(ctx, looked[margin_pick(
+            sel[k:], None if scores is None else scores[k:], margin)])
     start = n_known_queries - len(known)
-    res["curve"] = [[int(start + i + 1), _num(ctx.target[p])] for i, p in enumerate(picks)
-                    if i >= len(known) - 1]
+    res["curve"] = [[int(start + n), _num(ctx.target[p])] for n, p in zip(ends, picks)]
     return res
 
 

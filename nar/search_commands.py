@@ -115,11 +115,13 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
         size = int(scfg.search_size)
         k = int(top_k or scfg.top_k)
         iters = search_nar(ranker, ctx, scfg, n_iter, size, int(cfg.ranker.n_tier), int(cfg.bins), seed, k)
+        known_scores = ranker.predict(ctx.features(known))[1] if known else np.zeros(0)
         known_set = {r for r in (ctx.pool.row_of_key(str(k)) for k in ranker.train_keys) if r is not None}
         report.update(iterations=n_iter, search_size=size, top_k=k, n_train=n_train,
                       paper_protocol=paper_protocol(ctx, iters, n_train),
                       strict_protocol=strict_protocol(ctx, iters, known, n_known_q, scfg.strict_iterations,
-                                                      scfg.strict_lookups, budget),
+                                                      scfg.strict_lookups, budget, scfg.strict_val_margin,
+                                                      known_scores),
                       final_top_k=final_top_k(ctx, iters, scfg.top_tier, k, known_set),
                       per_iteration=iteration_records(ctx, iters, known_set))
         report["random_search_reference"] = _random_reference(ctx, report["strict_protocol"]["queries"], seed)

@@ -22,6 +22,8 @@ class SamplerConfig:
     top_k: int = 5              # candidates reported per iteration (predicted tier 1, by score)
     strict_lookups: int = 50     # strict protocol: best-predicted distinct candidates looked up
     strict_iterations: int = 0   # ... taken from this many last iterations (0 = all of them)
+    strict_val_margin: float = 0.1  # strict pick: cells within this many points of the best
+                                    # validation accuracy are tied; the ranker's score decides
     kl_eps: float = 1e-3        # additive smoothing of histograms before the KL divergence
     # regularised evolution (baseline)
     population: int = 64

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cache.store import Store
-from nar.search import (open_context, paper_protocol, running_pick, search_nar, strict_protocol)
+from nar.search import (margin_pick, open_context, paper_protocol, running_pick, search_nar, strict_protocol)
 from nar.search_baselines import (mutants, query_run_summary, random_search, regularized_evolution)
 from nar.search_commands import run_sample
 from nar.search_config import SamplerConfig
@@ -70,6 +70,22 @@ def test_search_and_both_protocols(ctx201):
     assert strict["pick"]["row"] in set(known) | set(order)
     capped = strict_protocol(ctx201, iters, known, 150, 3, lookups=12, budget=152)
     assert capped["n_lookups"] == 2 and capped["queries"] == 152
+    known_scores = np.random.default_rng(0).normal(size=len(known))
+    tied = strict_protocol(ctx201, iters, known, 150, 3, lookups=12, margin=2.0, known_scores=known_scores)
+    score_of = dict(zip(known, known_scores))
+    for it in iters:
+        score_of.update(zip(it["rows"].tolist(), it["scores"].tolist()))
+    near = cands[ctx201.select[cands] >= ctx201.select[cands].max() - 2.0]
+    assert tied["pick"]["row"] == near[np.argmax([score_of[r] for r in near])]
+    assert tied["val_margin"] == 2.0 and tied["curve"][-1][0] == tied["queries"]
+
+
+def test_margin_pick_breaks_near_ties_by_score():
+    sel = np.array([90.0, 91.0, 90.95, 89.0, np.nan])
+    score = np.array([5.0, 1.0, 2.0, 9.0, 10.0])
+    assert margin_pick(sel, score, 0.0) == 1 and margin_pick(sel, None, 0.5) == 1
+    assert margin_pick(sel, score, 0.1) == 2   # 90.95 is tied with 91.0 and scores higher
+    assert margin_pick(sel, score, 1.0) == 0   # the NaN row is never picked
 
 
 def test_random_search_and_evolution_respect_the_budget(ctx201):
