@@ -41,7 +41,7 @@ class SearchContext:
     target_name: str
     select: np.ndarray       # accuracy a strict pick may use (val_acc, or the target if no val)
     select_name: str
-    rank: np.ndarray         # rank of the target among labelled rows, 1 = best (0 = unlabelled)
+    rank: np.ndarray         # rank of the target among labelled rows, 1 = best, ties share (0 = unlabelled)
     n_ranked: int
 
     def features(self, rows) -> np.ndarray:
@@ -75,9 +75,9 @@ def open_context(store, dataset: str | None = None, max_flops=None, max_params=N
             log.warning("%s has no validation accuracy for %s: strict picks use %s", store.path, dataset,
                         target_name)
     labelled = np.isfinite(target)
-    rank = np.zeros(len(target), np.int64)
-    order = np.flatnonzero(labelled)[np.argsort(-target[labelled], kind="stable")]
-    rank[order] = np.arange(1, len(order) + 1)
+    rank = np.zeros(len(target), np.int64)  # 1 + the number of strictly better cells (ties share)
+    desc = np.sort(-target[labelled])
+    rank[labelled] = np.searchsorted(desc, -target[labelled], side="left") + 1
     return SearchContext(store, dataset, pool, target, target_name, select, select_name, rank, int(labelled.sum()))
 
 

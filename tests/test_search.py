@@ -224,3 +224,13 @@ def test_strict_pick_obeys_hard_limits(path201):
     strict = strict_protocol(ctx, iters, best_known, 300, 2)
     assert strict["pick"]["params"] <= limit
     assert all(ctx.pool.params[it["rows"]].max() <= limit for it in iters)
+
+
+def test_tied_accuracies_share_a_rank(path201):
+    store = Store(path201)
+    ctx = open_context(store, "cifar10")
+    t = ctx.target
+    r = ctx.rank
+    lab = np.isfinite(t)
+    better = (t[lab][None, :] > t[lab][:, None]).sum(1)  # strictly better cells, per cell
+    assert (r[lab] == better + 1).all() and (r[~lab] == 0).all()
