@@ -105,11 +105,12 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
               "constraints": {"max_flops": max_flops, "max_params": max_params, "max_latency": max_latency}}
     if mode == "nar":
         n_train = len(ranker.train_keys)
-        n_known_q = n_train + int(getattr(cfg, "val_size", 0) or 0)
+        val_keys = ranker.meta.get("val_keys")  # the checkpoint's own split, not --config_file's
+        n_known_q = n_train + (len(val_keys) if val_keys is not None else int(getattr(cfg, "val_size", 0) or 0))
         if budget is not None and budget < n_known_q:
             raise NarError(f"--budget {budget} is below the ranker's training size ({n_train} training + "
                            f"{n_known_q - n_train} validation architectures); give --budget >= {n_known_q}")
-        queried_keys = list(ranker.train_keys) + list(ranker.meta.get("val_keys", []))
+        queried_keys = list(ranker.train_keys) + list(val_keys or [])
         known = [r for r in (ctx.pool.row_of_key(str(k)) for k in queried_keys) if r is not None]
         n_iter = int(iterations if iterations is not None else max(1, cfg.sampler_epochs - cfg.ranker_epochs))
         size = int(scfg.search_size)

@@ -197,9 +197,11 @@ def test_sample_command_with_a_trained_ranker(tmp_path, path201, tiny_checkpoint
                                    "--checkpoint", str(tiny_checkpoint), "--budget", "100"])
     assert res.exit_code == 2 and "budget" in res.output
     res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run), "--checkpoint",
-                                   str(tiny_checkpoint), "--set", "sampler.strict_lookups=3"])
+                                   str(tiny_checkpoint), "--set", "sampler.strict_lookups=3",
+                                   "--config_file", "config/cpu201.yml"])  # val_size 256 there, 50 in the run
     assert res.exit_code == 0, res.output
-    assert json.loads((run / "search.json").read_text())["strict_protocol"]["n_lookups"] == 3
+    strict = json.loads((run / "search.json").read_text())["strict_protocol"]
+    assert strict["n_lookups"] == 3 and strict["queries"] == 200 + 50 + 3
     res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run), "--checkpoint",
                                    str(tiny_checkpoint), "--set", "sampler.no_such_key=3"])
     assert res.exit_code == 2 and "no_such_key" in res.output
