@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cache.store import Store
+from nar.config import CONFIG_DIR
 from nar.search import (margin_pick, open_context, paper_protocol, running_pick, search_nar, strict_protocol)
 from nar.search_baselines import (mutants, query_run_summary, random_search, regularized_evolution)
 from nar.search_commands import run_sample
@@ -198,7 +199,7 @@ def test_sample_command_with_a_trained_ranker(tmp_path, path201, tiny_checkpoint
     assert res.exit_code == 2 and "budget" in res.output
     res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run), "--checkpoint",
                                    str(tiny_checkpoint), "--set", "sampler.strict_lookups=3",
-                                   "--config_file", "config/cpu201.yml"])  # val_size 256 there, 50 in the run
+                                   "--config_file", str(CONFIG_DIR / "cpu201.yml")])  # val_size 256 there, 50 in the run
     assert res.exit_code == 0, res.output
     strict = json.loads((run / "search.json").read_text())["strict_protocol"]
     assert strict["n_lookups"] == 3 and strict["queries"] == 200 + 50 + 3
