@@ -62,6 +62,7 @@ def table_store_201(csv_path, out_path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first_seed", type=int, default=0, help="seeds first_seed .. first_seed+seeds-1")
     ap.add_argument("--dataset", default="cifar10")
     ap.add_argument("--store", help="an NB201 store (default: built from the shared table)")
     ap.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -110,7 +111,8 @@ def main():
         if name.split("(")[0] not in args.methods.split(","):
             continue
         t = time.perf_counter()
-        res = [query_run_summary(ctx, run(s), milestones=milestones) for s in range(args.seeds)]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        res = [query_run_summary(ctx, run(s), milestones=milestones) for s in seeds]
         sec = (time.perf_counter() - t) / args.seeds
         cells = []
         for m in milestones:
