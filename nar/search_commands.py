@@ -112,7 +112,11 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
                            f"{n_known_q - n_train} validation architectures); give --budget >= {n_known_q}")
         queried_keys = list(ranker.train_keys) + list(val_keys or [])
         known = [r for r in (ctx.pool.row_of_key(str(k)) for k in queried_keys) if r is not None]
-        n_iter = int(iterations if iterations is not None else max(1, cfg.sampler_epochs - cfg.ranker_epochs))
+        if iterations is None and cfg.sampler_epochs <= cfg.ranker_epochs:
+            raise NarError(f"the config gives no sampler iterations (sampler_epochs {cfg.sampler_epochs} <= "
+                           f"ranker_epochs {cfg.ranker_epochs}); set sampler_epochs to ranker_epochs + the "
+                           f"number of iterations, or pass --iterations N")
+        n_iter = int(iterations if iterations is not None else cfg.sampler_epochs - cfg.ranker_epochs)
         size = int(scfg.search_size)
         k = int(top_k or scfg.top_k)
         iters = search_nar(ranker, ctx, scfg, n_iter, size, int(cfg.ranker.n_tier), int(cfg.bins), seed, k)
