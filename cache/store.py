@@ -21,7 +21,7 @@ data/<dataset>/   one group per image dataset ("cifar10" for NB101; "cifar10", "
     test_acc     (N,)        float32    test accuracy in PERCENT, NaN where unknown
     (optional)   training_time, latency (N,) float32
 
-File attributes: schema_version, bench ("101"/"201"), n_archs, source_path, source_sha256,
+File attributes: schema_version, bench (the space's store id: "101"/"201"), n_archs, source_path, source_sha256,
 sha256_verified (bool), datasets (comma list), created (ISO time), plus writer extras.
 """
 from __future__ import annotations
@@ -47,7 +47,6 @@ OP_CODES_101 = {"input": 1, "conv1x1-bn-relu": 2, "conv3x3-bn-relu": 3, "maxpool
 OP_NAMES_101 = {v: k for k, v in OP_CODES_101.items()}
 # NB201 op indices used in ``cell_adjacency`` (NAR's convention).
 OPS_201 = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-DATASETS = {"101": ["cifar10"], "201": ["cifar10", "cifar100", "imagenet16"]}
 
 
 class StoreWriter:
@@ -55,8 +54,9 @@ class StoreWriter:
     :meth:`commit`. Use as a context manager: an exception removes the temporary file."""
 
     def __init__(self, path, n: int, bench: str, attrs: dict | None = None):
-        if bench not in DATASETS:
-            raise NarError(f"unknown bench {bench!r}: use 101 or 201")
+        from pipeline.spaces import bench_of
+        if bench_of(bench) != bench:  # NarError for unknown spaces
+            raise NarError(f"store bench {bench!r}: give the space's store id {bench_of(bench)!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temp_path(self.path)

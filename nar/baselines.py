@@ -16,15 +16,14 @@ from scipy import stats
 
 from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
+from pipeline.spaces import bench_of, space_of
+# the NB101 one-hot helpers moved to the space module (re-exported for old imports)
+from pipeline.spaces.nb101 import INTERIOR_OP_CODES_101, padded_cells_101 as _padded_cells_101  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type] = {}
 CHECKPOINT_VERSION = 1
-N_OPS_201 = 5
-INTERIOR_OP_CODES_101 = (2, 3, 4)  # conv1x1, conv3x3, maxpool (see cache.store.OP_CODES_101)
-_TRIU_7 = np.triu_indices(7, 1)
-_EDGES_201 = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
 
 def register_baseline(name: str):
@@ -41,35 +40,16 @@ def list_baselines() -> list[str]:
 
 
 def create_baseline(name: str, bench: str, seed: int = 0, **kw):
-    """A new, unfitted baseline ``name`` for bench "101" or "201"; ``kw`` go to the model."""
+    """A new, unfitted baseline ``name`` for the space ``bench`` (a store id such as "101",
+    or any registered space name); ``kw`` go to the model."""
     if name not in _REGISTRY:
         raise NarError(f"unknown baseline {name!r}; choose one of {', '.join(list_baselines())}")
-    if str(bench) not in ("101", "201"):
-        raise NarError(f"unknown bench {bench!r}: use 101 or 201")
-    return _REGISTRY[name](str(bench), int(seed), **kw)
-
-
-def _padded_cells_101(adj: np.ndarray, ops: np.ndarray, n_vertices: np.ndarray):
-    """Move each cell's output vertex to index 6 (zero rows/columns inserted before it), as in
-    the ReNAS tensor. Returns the (N, 7, 7) adjacency and (N, 7) op codes."""
-    n = len(adj)
-    nv = n_vertices.astype(np.int64)
-    if n and (nv.min() < 2 or nv.max() > 7):
-        bad = int(np.flatnonzero((nv < 2) | (nv > 7))[0])
-        raise NarError(f"NB101 row {bad} has {nv[bad]} vertices; a cell has 2..7 (rebuild the store)")
-    pos = np.arange(7)[None, :]
-    src = np.where(pos < (nv - 1)[:, None], pos, 7)  # 7 = an all-zero padding vertex
-    src[:, 6] = nv - 1
-    adj8 = np.zeros((n, 8, 8), np.int8)
-    adj8[:, :7, :7] = adj
-    ops8 = np.zeros((n, 8), np.int8)
-    ops8[:, :7] = ops
-    rows = np.arange(n)[:, None]
-    return adj8[rows[:, :, None], src[:, :, None], src[:, None, :]], ops8[rows, src]
+    return _REGISTRY[name](bench_of(bench), int(seed), **kw)
 
 
 def onehot_features(store, idx) -> np.ndarray:
-    """Structure-only features of rows ``idx`` of ``store`` (float32, (len(idx), F)).
+    """Structure-only features of rows ``idx`` of ``store`` (float32, (len(idx), F)), as the
+    store's space defines them (``SearchSpace.flat_features``).
 
     NB101 (F = 36): the 21 upper-triangular adjacency entries of the cell padded so that the
     output is vertex 6, then a one-hot (conv1x1, conv3x3, maxpool) for interior vertices 1..5
@@ -82,21 +62,7 @@ def onehot_features(store, idx) -> np.ndarray:
     if len(idx) and (idx.min() < 0 or idx.max() >= store.n):
         raise NarError(f"row index {idx.max() if idx.max() >= store.n else idx.min()} is outside "
                        f"store {store.path} ({store.n} rows)")
-    if store.bench == "101":
-        adj, ops = _padded_cells_101(store.array("adjacency")[idx], store.array("ops")[idx],
-                                     store.array("n_vertices")[idx])
-        edge = adj[:, _TRIU_7[0], _TRIU_7[1]].astype(np.float32)
-        inner = ops[:, 1:6]
-        onehot = (inner[:, :, None] == np.array(INTERIOR_OP_CODES_101)[None, None, :])
-        return np.concatenate([edge, onehot.reshape(len(idx), -1).astype(np.float32)], axis=1)
-    if store.bench == "201":
-        adj = store.array("adjacency")[idx]
-        edge_ops = np.stack([adj[:, i, j] for i, j in _EDGES_201], axis=1)
-        if edge_ops.size and (edge_ops.min() < 0 or edge_ops.max() >= N_OPS_201):
-            raise NarError(f"store {store.path}: NB201 op index outside 0..4 (rebuild the store)")
-        onehot = edge_ops[:, :, None] == np.arange(N_OPS_201)[None, None, :]
-        return onehot.reshape(len(idx), -1).astype(np.float32)
-    raise NarError(f"store {store.path} has unknown bench {store.bench!r}")
+    return space_of(store).flat_features(store, idx)
 
 
 class Baseline:

@@ -17,8 +17,9 @@ import yaml
 from nar.augment import AUGMENTS
 from nar.search_config import SamplerConfig
 from pipeline.errors import NarError
+from pipeline.spaces import bench_of, list_spaces, space_class
+from pipeline.spaces.nb201 import PAPER_201  # noqa: F401  (moved to the NB201 space; re-exported)
 
-SPACES = {"nasbench": "101", "nasbench201": "201"}
 NETWORK_TYPES = ("cifar10", "cifar100", "imagenet16")
 FEATURE_SCALES = ("none", "log1p", "standardize", "log1p_standardize")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -68,11 +69,11 @@ class Config:
     exp_name: str = "nar_nasbench101"
     seed: int = 77777777
     is_cuda: bool = True          # False forces CPU even when CUDA is present
-    space: str = "nasbench"       # "nasbench" (NB101) | "nasbench201"
+    space: str = "nasbench"       # a registered space: "nasbench" (NB101) | "nasbench201" | ...
     network_type: str = "cifar10"  # NB201 image dataset: cifar10 | cifar100 | imagenet16
     node_type_dict: dict = field(default_factory=lambda: {
         "input": 1, "conv1x1-bn-relu": 2, "conv3x3-bn-relu": 3, "maxpool3x3": 4, "output": 5})
-    max_edges: int = 9
+    max_edges: int = 9            # the release's key; the limit is the space's (an other value is an error)
     train_size: int = 4236
     val_size: int = 1024
     drop_last: bool = True
@@ -103,11 +104,11 @@ class Config:
 
     @property
     def bench(self) -> str:
-        return SPACES[self.space]
+        return bench_of(self.space)
 
     @property
     def dataset(self) -> str:
-        return "cifar10" if self.bench == "101" else self.network_type
+        return space_class(self.space).dataset_of(self.network_type)
 
     @property
     def train_bs(self) -> int:
@@ -122,21 +123,6 @@ class Config:
 
     def save(self, path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-
-# Keys of the paper's NB201 config that differ from the NB101 defaults.
-PAPER_201 = {
-    "exp_name": "nar_nasbench201", "space": "nasbench201", "network_type": "cifar10",
-    "train_size": 1000, "val_size": 256, "train_batch_size": 128, "val_batch_size": 128,
-    "ranker_epochs": 55, "sampler_epochs": 105, "bins": 5, "loss_factor": 1.0,
-    "ranker": {"n_arch_patch": 31, "d_patch": 4, "d_patch_vec": 128, "d_model": 128,
-               "d_ffn_inner": 512, "d_tier_prj_inner": 256, "d_k": 32, "d_v": 32,
-               "d_val_acc_prj_inner": 1024},
-    "optimizer": {"beta2": 0.99, "weight_decay": 1.0e-2},
-    "lr_scheduler": {"lr_mul": 0.07, "n_warmup_steps": 30},
-    "sampler": {"flops_kl_thred": 0.35, "params_kl_thred": 0.3, "edges_kl_thred": 1.5,
-                "sample_size": 128, "search_size": 128, "force_uniform": True},
-}
 
 
 def _check_type(default, value, key, source):
@@ -180,8 +166,11 @@ def _apply(obj, values: dict, source: str, prefix: str = "") -> None:
 
 
 def _validate(cfg: Config, source: str) -> None:
-    if cfg.space not in SPACES:
-        raise NarError(f"config key 'space' in {source}: {cfg.space!r}; use one of {', '.join(SPACES)}")
+    try:
+        space = space_class(cfg.space)
+    except NarError:
+        raise NarError(f"config key 'space' in {source}: {cfg.space!r}; use one of "
+                       f"{', '.join(list_spaces())} (or nasbench for NB101)") from None
     aliases = {"cifar10-valid": "cifar10", "imagenet16-120": "imagenet16", "ImageNet16-120": "imagenet16"}
     cfg.network_type = aliases.get(cfg.network_type, cfg.network_type)
     if cfg.network_type not in NETWORK_TYPES:
@@ -196,9 +185,12 @@ def _validate(cfg: Config, source: str) -> None:
         raise NarError(f"config key 'rank_loss' in {source}: {cfg.rank_loss!r}; use pairwise or listmle")
     if cfg.augment not in AUGMENTS:
         raise NarError(f"config key 'augment' in {source}: {cfg.augment!r}; use one of {', '.join(AUGMENTS)}")
-    if cfg.augment != "none" and cfg.bench != "101":
-        raise NarError(f"config key 'augment' in {source}: {cfg.augment!r} needs space nasbench (NB101); "
-                       "use augment none")
+    if cfg.augment not in space.augments:
+        raise NarError(f"config key 'augment' in {source}: {cfg.augment!r} is not available for space "
+                       f"{cfg.space!r} (it has {', '.join(space.augments)}); use augment none")
+    if cfg.max_edges != Config.max_edges and cfg.max_edges != space.max_edges:
+        raise NarError(f"config key 'max_edges' in {source}: {cfg.max_edges}; the edge limit of space "
+                       f"{cfg.space!r} is {space.max_edges} (the space's, not configurable); drop the key")
     if cfg.strategy not in ("val_acc", "test_acc"):
         raise NarError(f"config key 'strategy' in {source}: {cfg.strategy!r}; use val_acc or test_acc")
     if cfg.target not in ("val_acc", "test_acc"):
@@ -239,12 +231,13 @@ def parse_override(text: str) -> dict:
 
 
 def default_config(bench: str | None = None) -> Config:
-    """The paper settings for ``bench`` ("101" default, or "201")."""
+    """The paper settings for the space ``bench`` (NB101 by default; a store id such as "201"
+    or any registered space name)."""
     cfg = Config()
-    if bench == "201":
-        _apply(cfg, copy.deepcopy(PAPER_201), "the built-in NB201 defaults")
-    elif bench not in (None, "101"):
-        raise NarError(f"unknown bench {bench!r}: use 101 or 201")
+    if bench is not None:
+        space = space_class(bench)
+        if space.paper_overrides:
+            _apply(cfg, copy.deepcopy(space.paper_overrides), f"the built-in {space.title} defaults")
     return cfg
 
 
@@ -270,13 +263,16 @@ def load_config(path=None, overrides=(), bench: str | None = None) -> Config:
         except yaml.YAMLError as e:
             raise NarError(f"config file {p} is not valid YAML: {e}") from e
         space = values.get("space", "nasbench") if isinstance(values, dict) else "nasbench"
-        cfg = default_config("201" if space == "nasbench201" else None)
+        try:
+            cfg = default_config(space)
+        except NarError:
+            cfg = default_config(None)  # _apply/_validate below name the bad key and file
         _apply(cfg, values, str(p))
     for ov in overrides or ():
         _apply(cfg, parse_override(ov) if isinstance(ov, str) else ov, "--set")
     _validate(cfg, str(path) if path else "defaults")
-    if bench is not None and cfg.bench != bench:
+    if bench is not None and cfg.bench != bench_of(bench):
         raise NarError(f"config {path or 'defaults'} is for space {cfg.space!r} (NB{cfg.bench}) but the "
-                       f"data is NB{bench}; use a config with space "
-                       f"{'nasbench201' if bench == '201' else 'nasbench'}")
+                       f"data is NB{bench_of(bench)}; use a config with space "
+                       f"{space_class(bench).config_names[0]}")
     return cfg

@@ -20,6 +20,7 @@ from nar.data import (Split, check_features, label_array, load_features, make_sp
 from nar.metrics import assign_tiers, tier_thresholds
 from nar.train import train_ranker
 from pipeline.errors import NarError
+from pipeline.spaces import space_class
 
 log = logging.getLogger(__name__)
 BASELINES = ("lightgbm", "xgboost", "mlp")
@@ -46,7 +47,7 @@ def prepare(cfg: Config, data, sha256=None, skip_sha256=False) -> Prepared:
     store = open_store(data, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)
     if store.bench != cfg.bench:
         raise NarError(f"store {store.path} is NB{store.bench} but the config is for NB{cfg.bench} "
-                       f"(space {cfg.space!r}); use config/config{'201' if store.bench == '201' else ''}.yml")
+                       f"(space {cfg.space!r}); use {space_class(store.bench).paper_config_file}")
     dataset = cfg.dataset
     if cfg.arch == "NAR":
         check_features(store, dataset, cfg.ranker.n_arch_patch, cfg.ranker.d_patch, "the config")

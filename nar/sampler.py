@@ -17,87 +17,27 @@ import numpy as np
 
 from nar.search_config import SamplerConfig
 from pipeline.errors import NarError
+from pipeline.spaces import SearchSpace, space_of
+# NB101 / NB201 helpers now owned by their space modules (re-exported for old imports)
+from pipeline.nb101_space import prune_batch  # noqa: F401
+from pipeline.nb201_space import EDGES_201  # noqa: F401
+from pipeline.spaces.nb101 import draw_cells_101, fingerprint_101, store_labels_101  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-SPACE_SIZE = {"101": 423624, "201": 15625}
-N_EDGES_201 = 6
-EDGES_201 = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
-# store op codes (input 1, conv1x1 2, conv3x3 3, maxpool 4, output 5) -> NAS-Bench-101 hash labels
-_LABEL_OF_CODE = np.array([0, -1, 1, 0, 2, -2], np.int64)
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, element-wise on uint64 (wraps modulo 2**64)."""
-    x = x.astype(np.uint64, copy=True)
-    x ^= x >> np.uint64(30)
-    x *= _M1
-    x ^= x >> np.uint64(27)
-    x *= _M2
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def prune_batch(adj: np.ndarray, present: np.ndarray, out_vertex: np.ndarray):
-    """Vectorised NB101 pruning: keep vertices on an input->output path.
-
-    adj (B,7,7) bool upper-triangular, present (B,7) bool, out_vertex (B,) index of the output.
-    Returns (adj, present, ok): ok is False where the input cannot reach the output."""
-    a = adj & present[:, :, None] & present[:, None, :]
-    b = len(a)
-    fwd = np.zeros((b, 7), bool)
-    fwd[:, 0] = True
-    bwd = np.zeros((b, 7), bool)
-    bwd[np.arange(b), out_vertex] = True
-    ai = a.astype(np.int8)
-    for _ in range(6):
-        fwd |= np.einsum("bi,bij->bj", fwd.astype(np.int8), ai) > 0
-        bwd |= np.einsum("bj,bij->bi", bwd.astype(np.int8), ai) > 0
-    keep = fwd & bwd & present
-    ok = keep[np.arange(b), out_vertex]
-    a &= keep[:, :, None] & keep[:, None, :]
-    return a, keep, ok
-
-
-def fingerprint_101(adj: np.ndarray, labels: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """64-bit isomorphism-invariant fingerprint of pruned NB101 cells, vectorised.
-
-    adj (B,7,7) 0/1, labels (B,7) NAS-Bench-101 hash labels (-1 input, -2 output, 0/1/2 op),
-    present (B,7) bool. Mirrors the module hash: start from (out-degree, in-degree, label),
-    refine V times with the multisets of in- and out-neighbour values, combine the multiset."""
-    a = (adj.astype(bool) & present[:, :, None] & present[:, None, :]).astype(np.uint64)
-    outdeg = a.sum(2).astype(np.uint64)
-    indeg = a.sum(1).astype(np.uint64)
-    lab = (labels + 3).astype(np.uint64)
-    h = _mix(outdeg * np.uint64(1 << 40) + indeg * np.uint64(1 << 20) + lab + np.uint64(12345))
-    nv = present.sum(1)
-    for it in range(7):
-        h_in = np.einsum("bij,bi->bj", a, _mix(h ^ np.uint64(0x1234567)))   # sum over predecessors
-        h_out = np.einsum("bij,bj->bi", a, _mix(h ^ np.uint64(0x7654321)))  # sum over successors
-        new = _mix(_mix(h_in) + _mix(h_out + np.uint64(0x9E3779B97F4A7C15)) * np.uint64(3) + h)
-        h = np.where((it < nv)[:, None], new, h)
-    return (_mix(h) * present.astype(np.uint64)).sum(1) + nv.astype(np.uint64)
-
-
-def store_labels_101(ops: np.ndarray):
-    """(labels, present, out_vertex) of NB101 store rows (``ops`` codes, 0 = no vertex)."""
-    ops = np.asarray(ops, np.int64)
-    present = ops > 0
-    return _LABEL_OF_CODE[ops], present, present.sum(1) - 1
 
 
 @dataclass
 class SearchPool:
-    """Rows of a store available to a search, with their costs and look-up tables."""
-    bench: str
+    """Rows of a store available to a search, with their costs and look-up tables; what
+    ``structure``, ``adjacency`` and ``ops`` hold is the space's (``SearchSpace.pool_arrays``)."""
+    space: SearchSpace
     keys: np.ndarray            # (N,) str
     flops: np.ndarray           # (N,) float64
     params: np.ndarray          # (N,) float64
     allowed: np.ndarray         # (N,) bool: within the user's hard limits
-    structure: np.ndarray       # NB101: n_vertices (N,); NB201: ops6 (N, 6)
-    adjacency: np.ndarray | None = None  # NB101 (N,7,7) int8
-    ops: np.ndarray | None = None        # NB101 (N,7) store codes
+    structure: np.ndarray       # e.g. NB101: n_vertices (N,); NB201: ops6 (N, 6)
+    adjacency: np.ndarray | None = None  # e.g. NB101 (N,7,7) int8
+    ops: np.ndarray | None = None        # e.g. NB101 (N,7) store codes
     _sorted_code: np.ndarray = field(default=None, repr=False)
     _code_order: np.ndarray = field(default=None, repr=False)
     _key_row: dict = field(default=None, repr=False)
@@ -128,18 +68,9 @@ class SearchPool:
             raise NarError(f"no architecture in {store.path} satisfies all the given limits together; "
                            "relax --max_flops / --max_params / --max_latency")
         keys = np.char.decode(np.asarray(store.array("key")), "ascii")
-        if store.bench == "201":
-            adj = np.asarray(store.array("adjacency"))
-            ops6 = np.stack([adj[:, i, j] for i, j in EDGES_201], 1).astype(np.int64)
-            pool = cls("201", keys, flops, params, allowed, ops6)
-            code = pool.code_201(ops6)
-        else:
-            adj = np.asarray(store.array("adjacency"))
-            ops = np.asarray(store.array("ops"))
-            pool = cls("101", keys, flops, params, allowed, np.asarray(store.array("n_vertices"), np.int64),
-                       adj, ops)
-            labels, present, _ = store_labels_101(ops)
-            code = fingerprint_101(adj, labels, present)
+        space = space_of(store)
+        pool = cls(space, keys, flops, params, allowed, **space.pool_arrays(store))
+        code = space.row_codes(pool)
         order = np.argsort(code, kind="stable")
         pool._sorted_code, pool._code_order = code[order], order
         if len(np.unique(code)) != len(code):
@@ -151,17 +82,17 @@ class SearchPool:
         return len(self.keys)
 
     @property
+    def bench(self) -> str:
+        return self.space.bench
+
+    @property
     def is_whole_space(self) -> bool:
-        return self.n >= SPACE_SIZE[self.bench]
+        return self.space.size is not None and self.n >= self.space.size
 
     def row_of_key(self, key: str) -> int | None:
         if self._key_row is None:
             self._key_row = {k: i for i, k in enumerate(self.keys.tolist())}
         return self._key_row.get(key)
-
-    @staticmethod
-    def code_201(ops6: np.ndarray) -> np.ndarray:
-        return (np.asarray(ops6, np.int64) * 5 ** np.arange(N_EDGES_201)).sum(1).astype(np.uint64)
 
     def lookup_codes(self, code: np.ndarray) -> np.ndarray:
         """Rows of the given codes/fingerprints; -1 where not in the store."""
@@ -170,15 +101,15 @@ class SearchPool:
         hit = self._sorted_code[pos] == code
         return np.where(hit, self._code_order[pos], -1)
 
-    def lookup_201(self, ops6: np.ndarray) -> np.ndarray:
-        return self.lookup_codes(self.code_201(ops6))
+    def lookup(self, cells) -> np.ndarray:
+        """Rows of a batch of drawn cells (the space's form); -1 where invalid or not in the store."""
+        return self.space.lookup(self, cells)
 
-    def lookup_101(self, adj: np.ndarray, labels: np.ndarray, present: np.ndarray, out_vertex):
-        """Rows of (unpruned) NB101 cells; -1 where invalid or not in the store."""
-        adj, keep, ok = prune_batch(adj.astype(bool), present, out_vertex)
-        ok &= adj.sum((1, 2)) <= 9
-        rows = self.lookup_codes(fingerprint_101(adj, labels, keep))
-        return np.where(ok, rows, -1)
+    def lookup_201(self, ops6: np.ndarray) -> np.ndarray:  # kept for old callers: NB201 pools
+        return self.lookup(ops6)
+
+    def lookup_101(self, adj, labels, present, out_vertex):  # kept for old callers: NB101 pools
+        return self.lookup((adj, labels, present, out_vertex))
 
 
 def _kl(p: np.ndarray, q: np.ndarray, eps: float) -> float:
@@ -189,8 +120,9 @@ def _kl(p: np.ndarray, q: np.ndarray, eps: float) -> float:
 
 def tier_stats(pool: SearchPool, rows, tiers, n_tier: int, bins: int) -> dict:
     """Per-tier histograms of a ranked batch: FLOPs and params over ``bins`` equal bins
-    spanning the batch's range, and the structure (NB101 vertex counts 2..7, NB201 per-edge
-    op counts (6, 5)). Counts, not probabilities; ``count`` holds the tier sizes."""
+    spanning the batch's range, and the structure (``SearchSpace.structure_counts``: NB101
+    vertex counts 2..7, NB201 per-edge op counts (6, 5)). Counts, not probabilities;
+    ``count`` holds the tier sizes."""
     rows, tiers = np.asarray(rows), np.asarray(tiers)
     out = {"count": np.array([(tiers == t).sum() for t in range(1, n_tier + 1)])}
     for name, values in (("flops", pool.flops[rows]), ("params", pool.params[rows])):
@@ -199,13 +131,7 @@ def tier_stats(pool: SearchPool, rows, tiers, n_tier: int, bins: int) -> dict:
         b = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
         out[name] = np.stack([np.bincount(b[tiers == t], minlength=bins) for t in range(1, n_tier + 1)])
         out[name + "_edges"] = edges
-    if pool.bench == "101":
-        nv = pool.structure[rows]
-        out["edges"] = np.stack([np.bincount(nv[tiers == t] - 2, minlength=6)[:6] for t in range(1, n_tier + 1)])
-    else:
-        ops6 = pool.structure[rows]
-        out["edges"] = np.stack([np.stack([np.bincount(ops6[tiers == t, e], minlength=5) for e in range(6)])
-                                 for t in range(1, n_tier + 1)])
+    out["edges"] = pool.space.structure_counts(pool.structure[rows], tiers, n_tier)
     return out
 
 
@@ -217,9 +143,7 @@ class Sampler:
         self.rng = np.random.default_rng(seed)
         self.stats: dict | None = None
         self._allowed_rows = np.flatnonzero(pool.allowed)
-        if pool.bench == "101":  # unguided vertex counts follow the pool (mostly 7 vertices)
-            c = np.bincount(pool.structure[self._allowed_rows] - 2, minlength=6)[:6].astype(float)
-            self._p_vertices = c / c.sum()
+        self._prior = pool.space.sampler_prior(pool)  # what unguided structure draws follow
 
     def update(self, rows, tiers) -> dict:
         """Record the tier statistics of a ranked batch; returns which parts will guide."""
@@ -316,47 +240,6 @@ class Sampler:
 
     def _cells(self, n, guided_edges) -> np.ndarray:
         """Draw ``n`` cells and map them to rows (-1 where invalid / not in the store)."""
-        rng, s = self.rng, self.stats
-        if self.pool.bench == "201":
-            if guided_edges:
-                p = s["edges"][self.cfg.top_tier - 1].astype(float) + self.cfg.kl_eps
-                p /= p.sum(1, keepdims=True)
-                u = rng.random((n, N_EDGES_201, 1))
-                ops6 = (u > np.cumsum(p, 1)[None]).sum(2).clip(0, 4)
-            else:
-                ops6 = rng.integers(0, 5, (n, N_EDGES_201))
-            return self.pool.lookup_201(ops6)
-        p = self._p_vertices
-        if guided_edges:
-            p = s["edges"][self.cfg.top_tier - 1].astype(float)
-            p /= p.sum()
-        return self.pool.lookup_101(*draw_cells_101(rng, n, p))
-
-
-def draw_cells_101(rng, n: int, p_vertices=None):
-    """``n`` random NB101 cells: vertex count (2..7, from ``p_vertices`` or uniform), a random
-    predecessor and op for each vertex, a random successor for each vertex left without one,
-    then random extra edges up to 9 in all (more than 9 -> not in the space). Unpruned;
-    returns (adj (n,7,7) bool, labels (n,7), present (n,7), out_vertex (n,))."""
-    nv = rng.choice(np.arange(2, 8), size=n, p=p_vertices)
-    present = np.arange(7)[None, :] < nv[:, None]
-    adj = np.zeros((n, 7, 7), bool)
-    for v in range(1, 7):  # a random predecessor for each vertex
-        pred = (rng.random(n) * v).astype(np.int64)
-        sel = v < nv
-        adj[np.flatnonzero(sel), pred[sel], v] = True
-    for v in range(5, -1, -1):  # a random successor for each vertex without one (no dead ends)
-        sel = (v < nv - 1) & ~adj[:, v].any(1)
-        succ = v + 1 + (rng.random(n) * (nv - 1 - v)).astype(np.int64)
-        adj[np.flatnonzero(sel), v, succ[sel]] = True
-    iu, ju = np.triu_indices(7, 1)
-    free = (~adj[:, iu, ju]) & (ju[None, :] < nv[:, None])
-    n_edges = adj.sum((1, 2))
-    n_extra = np.minimum((rng.random(n) * np.maximum(9 - n_edges + 1, 0)).astype(np.int64), free.sum(1))
-    keyed = np.where(free, rng.random((n, len(iu))), 2.0)
-    rank = np.argsort(np.argsort(keyed, 1), 1)
-    adj[:, iu, ju] |= rank < n_extra[:, None]
-    labels = rng.integers(0, 3, (n, 7))
-    labels[:, 0] = -1
-    labels[np.arange(n), nv - 1] = -2
-    return adj, labels, present, nv - 1
+        guide = self.stats["edges"][self.cfg.top_tier - 1] if guided_edges else None
+        cells = self.pool.space.draw(self.rng, n, guide, self._prior, self.cfg.kl_eps)
+        return self.pool.lookup(cells)

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cache.store import OPS_201
 from nar.sampler import Sampler, SearchPool
 from nar.search_config import SamplerConfig
 
 log = logging.getLogger(__name__)
 
-OP_NAMES_101 = {1: "input", 2: "conv1x1-bn-relu", 3: "conv3x3-bn-relu", 4: "maxpool3x3", 5: "output"}
 PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k over all iterations "
               "(an oracle pick); queries = training architectures only")
 STRICT_TEXT = ("final pick from predictions and validation data alone: the best-predicted distinct "
@@ -85,13 +83,7 @@ def arch_record(ctx: SearchContext, row: int, tier=None, score=None, known=None)
     """JSON-ready description of one architecture of the store."""
     row = int(row)
     rec = {"key": str(ctx.pool.keys[row]), "row": row}
-    if ctx.pool.bench == "201":  # rebuilt from the ops: a store key may be cut to its dtype's width
-        o = [OPS_201[int(x)] for x in ctx.pool.structure[row]]
-        rec["arch"] = f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
-    if ctx.pool.bench == "101":
-        nv = int(ctx.pool.structure[row])
-        rec["matrix"] = ctx.pool.adjacency[row, :nv, :nv].astype(int).tolist()
-        rec["ops"] = [OP_NAMES_101[int(o)] for o in ctx.pool.ops[row, :nv]]
+    rec.update(ctx.pool.space.describe(ctx.pool, row))
     if tier is not None:
         rec["tier"], rec["score"] = int(tier), float(score)
     rec["flops"], rec["params"] = int(ctx.pool.flops[row]), int(ctx.pool.params[row])

@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from nar.sampler import SearchPool, store_labels_101
+from nar.sampler import SearchPool
 from nar.search import SearchContext, _num, arch_record, running_pick
 from pipeline.errors import NarError
 
@@ -38,33 +38,9 @@ def random_search(ctx: SearchContext, budget: int, seed: int = 0) -> np.ndarray:
 
 
 def mutants(pool: SearchPool, row: int) -> np.ndarray:
-    """Allowed rows that differ from ``row`` by one edge op (NB201) or, for NB101, one edge
-    of the adjacency matrix or one interior op (cells not in the store are dropped)."""
-    if pool.bench == "201":
-        ops = pool.structure[row]
-        cand = np.repeat(ops[None], 6 * 4, 0)
-        e = np.repeat(np.arange(6), 4)
-        new = (ops[e] + np.tile(np.arange(1, 5), 6)) % 5
-        cand[np.arange(24), e] = new
-        rows = pool.lookup_201(cand)
-    else:
-        nv = int(pool.structure[row])
-        adj = pool.adjacency[row].astype(bool)
-        labels, present, out = store_labels_101(pool.ops[row][None])
-        iu, ju = np.triu_indices(nv, 1)
-        n_e = len(iu)
-        interior = np.arange(1, nv - 1)
-        n_c = 2 * len(interior)
-        a = np.repeat(adj[None], n_e + n_c, 0)
-        a[np.arange(n_e), iu, ju] ^= True
-        lab = np.repeat(labels, n_e + n_c, 0)
-        v = np.repeat(interior, 2)
-        lab[n_e + np.arange(n_c), v] = (lab[0, v] + np.tile([1, 2], len(interior))) % 3
-        ok_edges = a.sum((1, 2)) <= 9
-        rows = pool.lookup_101(a, lab, np.repeat(present, len(a), 0), np.repeat(out, len(a)))
-        rows = np.where(ok_edges, rows, -1)
-    rows = rows[rows >= 0]
-    return np.unique(rows[pool.allowed[rows] & (rows != row)])
+    """Allowed rows one mutation away from ``row`` (the space's: NB201 one edge op; NB101 one
+    edge of the adjacency matrix or one interior op; cells not in the store are dropped)."""
+    return pool.space.mutants(pool, row)
 
 
 def regularized_evolution(ctx: SearchContext, budget: int, seed: int = 0, population: int = 64,

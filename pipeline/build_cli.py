@@ -5,9 +5,12 @@ import sys
 
 import click
 
+from pipeline.spaces import space_choices
+
 
 @click.command("build")
-@click.option("--bench", required=True, help="101 (NAS-Bench-101) or 201 (NAS-Bench-201).")
+@click.option("--bench", required=True, type=click.Choice(space_choices()),
+              help="The search space: a registered name, or 101 / 201 (NAS-Bench-101 / -201).")
 @click.option("--source", required=True,
               help="A .csv/.csv.gz table, a NAS-Bench-101 .tfrecord, a NAS-Bench-201 .pth, "
                    "'analognas' (201, CIFAR-10) or 'space' (101, no metrics).")
@@ -24,16 +27,18 @@ def build(bench, source, out, limit, epochs, progress):
     from tqdm import tqdm
 
     from pipeline.checksum import write_sidecar
-    from pipeline.nar_json import records, write_json
+    from pipeline.nar_json import write_json
     from pipeline.sources import read_source
+    from pipeline.spaces import create_space
 
-    rows = read_source(str(bench), source, limit=limit, epochs=epochs)
-    items, keyed = records(rows)
+    space = create_space(bench)
+    rows = read_source(space, source, limit=limit, epochs=epochs)
+    items, keyed = space.json_records(rows)
     bar = tqdm(items, total=len(rows), file=sys.stderr, unit="rec", mininterval=0.5,
-               disable=not progress, desc=f"NB{bench} JSON")
+               disable=not progress, desc=f"NB{space.bench} JSON")
     n = write_json(out, bar, keyed=keyed)
     digest = write_sidecar(out)
-    click.echo(f"wrote {out}: {n} NAS-Bench-{bench} records (sha256 {digest[:12]}..., "
+    click.echo(f"wrote {out}: {n} {space.title} records (sha256 {digest[:12]}..., "
                f"recorded in {out}.sha256 for `nar-cli encode`)", err=True)
 
 

@@ -13,18 +13,17 @@ from typing import Callable
 
 from pipeline.atomic import write_text_atomic
 from pipeline.errors import NarError
+from pipeline.spaces import all_spaces
 
 log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 1 << 20  # hash in 1-MB blocks
 
-# Published digests of NAR's released JSON files (see the data README, "Known facts").
-PUBLISHED_SHA256 = {
-    "101": "ff051bbe69e50490f8092dfc5d020675ed44e932d13619da0b6cc941f77b9c32",
-    "201": "e462fa2dbff708a0d8e3f8c2bdcd5d843355d9db01cb62c5532331ad0b8ca7af",
-}
-# File name of NAR's released NB101 JSON: a file of this name must carry the published digest.
-PUBLISHED_NAMES = {"nasbench_only108_with_vertex_flops_and_params.json": "101"}
+# Published digests of NAR's released JSON files (see the data README, "Known facts"), by
+# store id; each space declares its own (``SearchSpace.published_sha256``).
+PUBLISHED_SHA256 = {s.bench: s.published_sha256 for s in all_spaces() if s.published_sha256}
+# File names of NAR's released files: a file of such a name must carry the published digest.
+PUBLISHED_NAMES = {name: s.bench for s in all_spaces() for name in s.published_names}
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 

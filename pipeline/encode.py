@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.records import DATASETS_201, EDGES_201, arrays_101, arrays_201
+from pipeline.nb201_space import EDGES_201
+from pipeline.records import DATASETS_201, arrays_101, arrays_201
 
 ENCODER_VERSION = 1
 FLOPS_SCALE_101, PARAMS_SCALE_101 = 1e7, 1e5
@@ -79,5 +80,3 @@ def encode_chunk_201(items: list, start: int = 0) -> dict:
             out[d + name] = a[f"{ds}/{name}"].astype(np.float32)
     return out
 
-
-ENCODERS = {"101": encode_chunk_101, "201": encode_chunk_201}

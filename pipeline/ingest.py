@@ -20,26 +20,23 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from cache.store import CACHE_DIR, DATASETS, Store, StoreWriter
+from cache.store import CACHE_DIR, Store, StoreWriter
 from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
-from pipeline.encode import ENCODER_VERSION, ENCODERS
+from pipeline.encode import ENCODER_VERSION
 from pipeline.errors import NarError, require_path
 from pipeline.json_split import RecordScanner, SplitFailed, byte_ranges, parse_range, tail_is_closing
+from pipeline.spaces import all_spaces, create_space
 
 log = logging.getLogger(__name__)
 
 CHUNK_RECORDS = 4096
-_MARKER = {"101": b'"unique_hash"', "201": b'"cell_adjacency"'}  # one per record
-_TOP = {"101": (b"[", "a list of records"), "201": (b"{", "an object keyed by architecture index")}
-_CLOSING = {"101": b"]", "201": b"}"}
 _READ_BUF = 1 << 16
 
 
 def check_bench(bench) -> str:
-    b = str(bench)
-    if b not in DATASETS:
-        raise NarError(f"unknown bench {bench!r}: use 101 or 201")
-    return b
+    """The store id of the space ``bench`` (a registered name, alias or store id)."""
+    from pipeline.spaces import bench_of
+    return bench_of(bench)
 
 
 def json_backend():
@@ -64,7 +61,8 @@ class SourceScan:
 
 def scan_source(path, bench: str) -> SourceScan:
     """Read ``path`` once: SHA256, record markers and record boundaries."""
-    marker = _MARKER[bench]
+    space = create_space(bench) if isinstance(bench, str) else bench
+    marker = space.json_marker
     state = {"count": 0, "tail": b"", "first": b""}
     scanner = RecordScanner()
 
@@ -78,8 +76,9 @@ def scan_source(path, bench: str) -> SourceScan:
 
     digest = file_sha256(path, on_block)
     ends = scanner.ends
-    if ends is not None and not (state["first"] == _TOP[bench][0]
-                                 and tail_is_closing(path, ends, _CLOSING[bench])):
+    closing = b"}" if space.json_keyed else b"]"
+    if ends is not None and not (state["first"] == space.json_top
+                                 and tail_is_closing(path, ends, closing)):
         ends = None
     return SourceScan(digest, state["count"], state["first"], ends)
 
@@ -159,15 +158,15 @@ def _json_error_offset(path, window_start: int) -> int:
     return feeder.consumed
 
 
-def _chunks(path, bench: str, chunk: int):
+def _chunks(path, space, chunk: int):
     """Yield (start, records) from the stream; NarError on malformed JSON."""
     backend = json_backend()
     with open(path, "rb") as f:
         reader = _CountingReader(f)
-        if bench == "101":
-            stream = backend.items(reader, "item", use_float=True, buf_size=_READ_BUF)
-        else:
+        if space.json_keyed:
             stream = backend.kvitems(reader, "", use_float=True, buf_size=_READ_BUF)
+        else:
+            stream = backend.items(reader, "item", use_float=True, buf_size=_READ_BUF)
         start, batch = 0, []
         try:
             for rec in stream:
@@ -183,21 +182,20 @@ def _chunks(path, bench: str, chunk: int):
             yield start, batch
 
 
-def encode_range(path, bench: str, first: int, n: int, start: int, end: int) -> dict:
+def encode_range(path, space, first: int, n: int, start: int, end: int) -> dict:
     """Worker: parse and encode the ``n`` records in bytes [start, end) of ``path``."""
-    return ENCODERS[bench](parse_range(path, bench, start, end, n), first)
+    return space.encode_chunk(parse_range(path, space.json_keyed, start, end, n), first)
 
 
-def _encoded(path, bench: str, n_jobs: int, chunk: int, ends):
+def _encoded(path, space, n_jobs: int, chunk: int, ends):
     """Encoded chunks in file order. With ``n_jobs`` > 1 and record boundaries known, joblib
     workers each parse and encode a byte range of whole records; else one process streams."""
     if n_jobs > 1 and ends is not None and len(ends) > chunk:  # one chunk: no worker start-up
         par = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch=f"{2 * n_jobs}")
-        yield from par(delayed(encode_range)(path, bench, *r) for r in byte_ranges(ends, chunk))
+        yield from par(delayed(encode_range)(path, space, *r) for r in byte_ranges(ends, chunk))
         return
-    encode = ENCODERS[bench]
-    for start, recs in _chunks(path, bench, chunk):
-        yield encode(recs, start)
+    for start, recs in _chunks(path, space, chunk):
+        yield space.encode_chunk(recs, start)
 
 
 def _check_unique(values: np.ndarray, what: str, path) -> None:
@@ -212,13 +210,14 @@ def _check_unique(values: np.ndarray, what: str, path) -> None:
                        f"each architecture must appear once (rebuild the file)")
 
 
-def _write_store(path, out: Path, bench: str, n: int, attrs: dict, n_jobs: int,
+def _write_store(path, out: Path, space, n: int, attrs: dict, n_jobs: int,
                  chunk: int, progress: bool, ends) -> None:
-    with StoreWriter(out, n, bench, attrs) as w, \
+    bench = space.bench
+    with StoreWriter(out, n, bench, {**attrs, **space.store_attrs()}) as w, \
             tqdm(total=n, unit="rec", desc=f"encode NB{bench}", file=sys.stderr,
                  disable=not progress) as bar:
         pos, keys, index, counts = 0, [], [], {"records": n}
-        for arrays in _encoded(path, bench, n_jobs, chunk, ends):
+        for arrays in _encoded(path, space, n_jobs, chunk, ends):
             k = len(arrays["key"])
             if pos + k > n:
                 raise NarError(f"{path} holds more records than its {n} record markers; "
@@ -238,8 +237,8 @@ def _write_store(path, out: Path, bench: str, n: int, attrs: dict, n_jobs: int,
                            f"the file is malformed: re-download or rebuild it")
         if n == 0:
             raise NarError(f"{path} holds no NB{bench} records; check --bench and the file")
-        _check_unique(np.concatenate(keys), "unique_hash" if bench == "101" else "arch_str", path)
-        if bench == "201":
+        _check_unique(np.concatenate(keys), space.key_field, path)
+        if space.unique_index:
             _check_unique(np.concatenate(index), "index", path)
         w._attrs["counts"] = json.dumps(counts)
         w.commit()
@@ -248,14 +247,16 @@ def _write_store(path, out: Path, bench: str, n: int, attrs: dict, n_jobs: int,
 def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: bool = False,
            n_jobs: int = 2, chunk_records: int = CHUNK_RECORDS, progress: bool = False) -> Path:
     """Encode a NAR cell-information JSON into a store and return its path; a store of the
-    same source (SHA256), bench, schema and encoder version is reused ("cache hit")."""
-    bench = check_bench(bench)
+    same source (SHA256), bench, schema and encoder version is reused ("cache hit"). ``bench``
+    is a registered space name or alias, or a :class:`pipeline.spaces.SearchSpace`."""
+    space = bench if not isinstance(bench, (str, int)) else create_space(bench)
+    bench = space.bench
     path = require_path(json_path, "NAR JSON file", "check --data_path")
     if not path.is_file():
         raise NarError(f"{path} is not a file; give the NAR JSON file itself as --data_path")
     if n_jobs < 1:
         raise NarError(f"--n_jobs must be at least 1, got {n_jobs}")
-    scan = scan_source(path, bench)
+    scan = scan_source(path, space)
     digest = scan.sha256
     if not skip_sha256:
         verify_sha256(path, bench, digest, sha256)
@@ -263,17 +264,16 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     if _cache_hit(target, bench, digest, not skip_sha256):
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target
-    top, shape = _TOP[bench]
-    if scan.first and scan.first in b"[{" and scan.first != top:
-        other = "201" if bench == "101" else "101"
-        raise NarError(f"{path} is not NB{bench} data (NB{bench} is {shape}); use --bench {other}?")
+    if scan.first and scan.first in b"[{" and scan.first != space.json_top:
+        other = "/".join(s.bench for s in all_spaces() if s.json_top == scan.first)
+        raise NarError(f"{path} is not NB{bench} data (NB{bench} is {space.json_shape}); use --bench {other}?")
     attrs = {"source_path": str(path.resolve()), "source_sha256": digest,
              "sha256_verified": not skip_sha256, "encoder_version": ENCODER_VERSION}
     n = len(scan.ends) if scan.ends is not None else scan.markers
     log.info("encoding %s (NB%s, %d records, %d jobs) -> %s", path, bench, n, n_jobs, target)
     try:
-        _write_store(path, target, bench, n, attrs, n_jobs, chunk_records, progress, scan.ends)
+        _write_store(path, target, space, n, attrs, n_jobs, chunk_records, progress, scan.ends)
     except SplitFailed as e:
         log.warning("parallel parse failed (%s); parsing %s in one stream", e, path)
-        _write_store(path, target, bench, scan.markers, attrs, n_jobs, chunk_records, progress, None)
+        _write_store(path, target, space, scan.markers, attrs, n_jobs, chunk_records, progress, None)
     return target

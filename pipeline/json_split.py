@@ -75,9 +75,10 @@ def tail_is_closing(path, ends: np.ndarray, closing: bytes, limit: int = 4096) -
     return len(rest) <= limit and rest.strip() == closing if len(ends) else False
 
 
-def parse_range(path, bench: str, start: int, end: int, expected: int) -> list:
-    """The records in bytes [start, end) of ``path`` (a list of records for NB101, of
-    (key, record) pairs for NB201); SplitFailed unless exactly ``expected`` parse."""
+def parse_range(path, keyed: bool, start: int, end: int, expected: int) -> list:
+    """The records in bytes [start, end) of ``path`` (a list of records, or of (key, record)
+    pairs when the file is an object ``keyed`` by index, as NB201's); SplitFailed unless
+    exactly ``expected`` parse."""
     with open(path, "rb") as f:
         f.seek(start)
         text = f.read(end - start).lstrip()
@@ -89,10 +90,10 @@ def parse_range(path, bench: str, start: int, end: int, expected: int) -> list:
     except ImportError:
         backend = ijson
     try:
-        if bench == "101":
-            recs = list(backend.items(io.BytesIO(b"[" + text + b"]"), "item", use_float=True))
-        else:
+        if keyed:
             recs = list(backend.kvitems(io.BytesIO(b"{" + text + b"}"), "", use_float=True))
+        else:
+            recs = list(backend.items(io.BytesIO(b"[" + text + b"]"), "item", use_float=True))
     except (ijson.JSONError, UnicodeDecodeError) as e:
         raise SplitFailed(f"bytes {start}..{end}: {e}") from None
     if len(recs) != expected:

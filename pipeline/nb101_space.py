@@ -96,19 +96,33 @@ def prune(matrix, ops):
     Raises NarError when the output cannot be reached from the input. Size limits are not
     checked here (call :func:`validate_cell` on the result)."""
     ops, m, n = _checked_cell(matrix, ops)
-    fwd = np.zeros(n, bool)
-    fwd[0] = True
-    for v in range(1, n):  # topological order: reached if a reached predecessor feeds it
-        fwd[v] = bool((m[:v, v] & fwd[:v]).any())
-    bwd = np.zeros(n, bool)
-    bwd[n - 1] = True
-    for v in range(n - 2, -1, -1):
-        bwd[v] = bool((m[v, v + 1:] & bwd[v + 1:]).any())
-    if not fwd[n - 1]:
+    _, keep, ok = prune_batch(m[None].astype(bool), np.ones((1, n), bool), np.array([n - 1]))
+    if not ok[0]:
         raise NarError("the output vertex cannot be reached from the input; the cell computes "
                        "nothing (add an input->output path)")
-    keep = np.flatnonzero(fwd & bwd)
+    keep = np.flatnonzero(keep[0])
     return m[np.ix_(keep, keep)].copy(), [ops[i] for i in keep]
+
+
+def prune_batch(adj: np.ndarray, present: np.ndarray, out_vertex: np.ndarray):
+    """Vectorised pruning: keep the vertices on an input->output path.
+
+    adj (B,V,V) bool upper-triangular, present (B,V) bool, out_vertex (B,) index of the output.
+    Returns (adj, present, ok): ok is False where the input cannot reach the output."""
+    a = adj & present[:, :, None] & present[:, None, :]
+    b, v = a.shape[:2]
+    fwd = np.zeros((b, v), bool)
+    fwd[:, 0] = True
+    bwd = np.zeros((b, v), bool)
+    bwd[np.arange(b), out_vertex] = True
+    ai = a.astype(np.int8)
+    for _ in range(v - 1):
+        fwd |= np.einsum("bi,bij->bj", fwd.astype(np.int8), ai) > 0
+        bwd |= np.einsum("bj,bij->bi", bwd.astype(np.int8), ai) > 0
+    keep = fwd & bwd & present
+    ok = keep[np.arange(b), out_vertex]
+    a &= keep[:, :, None] & keep[:, None, :]
+    return a, keep, ok
 
 
 _MD5 = hashlib.md5
@@ -239,20 +253,26 @@ def _labellings(v: int) -> np.ndarray:
     return np.concatenate([np.full((len(inner), 1), -1), inner, np.full((len(inner), 1), -2)], axis=1)
 
 
-def _int_fingerprints(mats: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _int_fingerprints(mats: np.ndarray, labels: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
     """64-bit analogue of :func:`_fingerprint`: mats (M, V, V), labels (M or 1, L, V) -> (M, L).
 
-    Same refinement (seed from degrees and label, V rounds over the multisets of in- and
+    Same refinement (seed from degrees and label, n rounds over the multisets of in- and
     out-neighbour values, sorted final multiset) with splitmix64 instead of MD5, so it splits
-    graphs exactly as the MD5 hash does barring 64-bit collisions. Returns uint64."""
+    graphs exactly as the MD5 hash does barring 64-bit collisions. ``present`` (M, V) bool
+    restricts each graph to its present vertices (n = their count; default all V). Returns
+    uint64. The enumeration and the search's look-ups both use it."""
     n_m, v, _ = mats.shape
     a = mats.astype(bool)
-    out_deg = mats.sum(2).astype(np.int64)[:, None, :]   # (M, 1, V)
-    in_deg = mats.sum(1).astype(np.int64)[:, None, :]
+    nv = None
+    if present is not None:
+        a = a & present[:, :, None] & present[:, None, :]
+        nv = present.sum(1)
+    out_deg = a.sum(2).astype(np.int64)[:, None, :]   # (M, 1, V)
+    in_deg = a.sum(1).astype(np.int64)[:, None, :]
     seed = out_deg * 64 + in_deg * 8 + (np.asarray(labels, np.int64) + 2)  # (M, L, V), injective
     h = _mix(seed.astype(np.uint64) + _SALT[0])
-    edges = [(x, y) for y in range(v) for x in range(y)]
-    for _ in range(v):
+    edges = [(x, y) for y in range(v) for x in range(v) if x != y]  # any vertex order
+    for r in range(v):
         g = _mix(h ^ _SALT[1])
         s_in = np.zeros_like(h)
         s_out = np.zeros_like(h)
@@ -263,9 +283,14 @@ def _int_fingerprints(mats: np.ndarray, labels: np.ndarray) -> np.ndarray:
             on = e[:, None]
             s_in[:, :, y] += np.where(on, g[:, :, x], np.uint64(0))
             s_out[:, :, x] += np.where(on, g[:, :, y], np.uint64(0))
-        h = _mix(_mix(_mix(s_in + _SALT[2]) ^ s_out) ^ h)
+        new = _mix(_mix(_mix(s_in + _SALT[2]) ^ s_out) ^ h)
+        h = new if nv is None else np.where((r < nv)[:, None, None], new, h)
+    if nv is None:
+        fp = np.full(h.shape[:2], np.uint64(v), np.uint64)
+    else:  # absent vertices count as zeros, sorted first
+        h = np.where(present[:, None, :], h, np.uint64(0))
+        fp = np.broadcast_to(nv.astype(np.uint64)[:, None], h.shape[:2]).copy()
     h.sort(axis=2)
-    fp = np.full(h.shape[:2], np.uint64(v), np.uint64)
     for k in range(v):
         fp = _mix(fp ^ h[:, :, k])
     return fp

@@ -11,18 +11,18 @@ from collections import defaultdict
 
 import numpy as np
 
-from cache.store import OP_CODES_101, OPS_201
+from cache.store import OP_CODES_101
 from pipeline.errors import NarError
+from pipeline.nb101_space import MAX_EDGES, MAX_VERTICES
+from pipeline.nb201_space import EDGES_201, format_arch
 
 MODULES_101 = [f"stack{s}/module{m}" for s in range(3) for m in range(3)]
 FIELDS_101 = frozenset([
     "module_adjacency", "module_operations", "trainable_parameters", "avg_training_time",
     "avg_train_accuracy", "avg_validation_accuracy", "avg_test_accuracy", "unique_hash",
     "vertex_flops", "vertex_params", "flops"])
-MAX_VERTICES, MAX_EDGES = 7, 9
 
 CELLS_201 = [f"cells{c}" for c in (0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16)]
-EDGES_201 = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]  # the architecture string's order
 # store dataset name -> (NAR prefix of FLOPs/params fields, NAR prefix of accuracy fields)
 DATASETS_201 = {"cifar10": ("cifar10-valid", "cifar10_"),
                 "cifar100": ("cifar100", "cifar100_"),
@@ -32,7 +32,7 @@ FIELDS_201 = frozenset(
     + [f"{a}{f}" for _, a in DATASETS_201.values() for f in ("val_acc", "test_acc", "latency")]
     + [f"{p}_{f}" for p, _ in DATASETS_201.values()
        for f in ("total_flops", "total_params", "opt_flops", "opt_params")])
-KEY_BYTES = {"101": 32, "201": 96}  # longest NB201 arch_str is 95 characters
+KEY_BYTES_201 = 96  # longest NB201 arch_str is 95 characters
 
 _FIX = "fix the record or rebuild the file with `nar-cli build`"
 
@@ -177,10 +177,9 @@ def arrays_101(records: list, start: int) -> dict:
     return out
 
 
-def arch_str_201(ops: list) -> str:
+def arch_str_201(ops) -> str:
     """NAS-Bench-201 architecture string of six op indices in edge order."""
-    o = [OPS_201[i] for i in ops]
-    return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+    return format_arch(np.asarray(ops))
 
 
 def arrays_201(items: list) -> dict:
@@ -221,7 +220,7 @@ def arrays_201(items: list) -> dict:
         if keys[r] != arch_str_201(edge_ops[r]):
             raise NarError(f"{names[r]}: arch_str {_short(keys[r])} does not match cell_adjacency "
                            f"({arch_str_201(edge_ops[r])}); {_FIX}")
-    out = {"key": np.array(keys, dtype=f"S{KEY_BYTES['201']}"), "index": np.array(index, np.int32),
+    out = {"key": np.array(keys, dtype=f"S{KEY_BYTES_201}"), "index": np.array(index, np.int32),
            "adjacency": a,
            "op_counts": np.stack([(edge_ops == i).sum(1) for i in range(5)], 1).astype(np.int16)}
     for ds, (pre, acc) in DATASETS_201.items():

@@ -12,10 +12,10 @@ import hashlib
 import numpy as np
 
 from cache.store import StoreWriter
+from pipeline.nb201_space import EDGES_201 as _EDGES_201, format_arch
 
 # conv3x3 > conv1x1 > pool > skip > none, roughly as in NAS-Bench-201
 _OP_VALUE_201 = np.array([-1.5, 0.4, 1.0, 1.8, 0.1])
-_EDGES_201 = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
 
 
 def fake_store_201(path, n=400, seed=0, datasets=("cifar10", "cifar100")):
@@ -26,9 +26,7 @@ def fake_store_201(path, n=400, seed=0, datasets=("cifar10", "cifar100")):
     adj = np.zeros((n, 4, 4), np.int8)
     for e, (i, j) in enumerate(_EDGES_201):
         adj[:, i, j] = ops[:, e]
-    names = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-    keys = np.array([("|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*[names[o] for o in row[[0, 1, 2, 3, 4, 5]]]))
-                     for row in ops], dtype="S96")
+    keys = np.array([format_arch(row) for row in ops], dtype="S96")
     counts = np.stack([(ops == k).sum(1) for k in range(5)], axis=1).astype(np.int16)
     w = np.where(ops == 3, 9, np.where(ops == 2, 1, 0))  # conv kernel area as a params proxy
     quality = _OP_VALUE_201[ops].sum(1) + 0.8 * (ops[:, 5] != 0) + 0.6 * (ops[:, 3] != 0)
@@ -95,3 +93,65 @@ def fake_store_101(path, n=400, seed=0):
         wr.put("data/cifar10/test_acc", (acc + rng.normal(0, 0.3, n)).astype(np.float32))
         wr.put("data/cifar10/training_time", rng.uniform(500, 3000, n).astype(np.float32))
         return wr.commit()
+
+
+# --------------------------------------------------------------------------- fake sources
+# Tiny benchmark tables in the CSV layouts `nar-cli build` reads, so a test can run every
+# registered space through build -> encode -> train -> test -> sample. A space registered in
+# ``pipeline.spaces`` needs an entry in FAKE_SOURCES (tests/test_spaces.py checks it).
+
+def fake_table_201(path, n=150, seed=0):
+    """A NAS-Bench-201 CSV (arch_index, arch_str, CIFAR-10/100 accuracies) of ``n`` cells."""
+    import csv
+
+    from pipeline.nb201_space import all_archs
+    rng = np.random.default_rng(seed)
+    codes = np.sort(rng.choice(5 ** 6, size=n, replace=False))
+    ops = all_archs()[codes]
+    quality = _OP_VALUE_201[ops].sum(1) + 0.8 * (ops[:, 5] != 0)
+    acc = np.clip(50 + 3 * quality + rng.normal(0, 1.0, n), 21, 99)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["arch_index", "arch_str", "cifar10_valid_acc", "cifar10_test_acc", "cifar100_test_acc"])
+        for i in range(n):
+            w.writerow([int(codes[i]), format_arch(ops[i]), round(acc[i] + rng.normal(0, 0.5), 4),
+                        round(acc[i], 4), round(acc[i] - 20, 4)])
+    return path
+
+
+def fake_table_101(path, n=150, seed=0):
+    """A NAS-Bench-101 CSV (the layout of nb101_20k.csv.gz) of ``n`` distinct valid cells with
+    real module hashes and a validation accuracy that follows the structure."""
+    import csv
+
+    from pipeline import nb101_space
+    from pipeline.spaces.nb101 import draw_cells_101
+    rng = np.random.default_rng(seed)
+    names = {-1: "input", -2: "output", **dict(enumerate(nb101_space.OPS))}
+    rows, seen = [], set()
+    while len(rows) < n:
+        adj, labels, present, _ = draw_cells_101(rng, 64)
+        for a, lab, pr in zip(adj, labels, present):
+            k = int(pr.sum())
+            try:
+                m, ops = nb101_space.prune(a[:k, :k].astype(np.int8), [names[int(x)] for x in lab[:k]])
+                nb101_space.validate_cell(m, ops)
+            except Exception:
+                continue
+            h = nb101_space.module_hash(m, ops)
+            if h in seen or len(rows) >= n:
+                continue
+            seen.add(h)
+            q = sum(o == "conv3x3-bn-relu" for o in ops) + 0.3 * int(m.sum()) - 0.5 * sum(o == "maxpool3x3" for o in ops)
+            acc = min(0.95, 0.80 + 0.02 * q + rng.normal(0, 0.005))
+            rows.append([h, len(ops), int(m.sum()), "".join(map(str, m.ravel().tolist())), ",".join(ops),
+                         round(acc, 6), round(float(rng.uniform(500, 3000)), 3), ""])
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["hash", "n_vertices", "n_edges", "adjacency", "ops", "val_acc_108", "training_time_108",
+                    "trainable_parameters"])
+        w.writerows(rows)
+    return path
+
+
+FAKE_SOURCES = {"nasbench101": fake_table_101, "nasbench201": fake_table_201}

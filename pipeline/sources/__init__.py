@@ -24,8 +24,6 @@ METRICS_101 = ("avg_training_time", "avg_train_accuracy", "avg_validation_accura
 METRICS_201 = ("cifar10_val_acc", "cifar10_test_acc", "cifar100_val_acc", "cifar100_test_acc",
                "imagenet16_val_acc", "imagenet16_test_acc", "cifar10_latency",
                "cifar100_latency", "imagenet16_latency")
-KEYWORDS = {"analognas": ("201",), "space": ("101",)}
-BENCHES = ("101", "201")
 
 
 @dataclass
@@ -144,9 +142,14 @@ def parse_adjacency(s: str, where: str):
     return np.frombuffer(s.encode(), dtype=np.uint8).reshape(n, n).astype(np.int8) - ord("0")
 
 
+def _keywords() -> list:
+    from pipeline.spaces import all_spaces
+    return sorted({k for sp in all_spaces() for k in sp.source_keywords})
+
+
 def source_kind(source: str) -> str:
     """``csv``, ``tfrecord``, ``pth`` or a keyword; NarError for anything else."""
-    if source in KEYWORDS:
+    if source in _keywords():
         return source
     name = Path(source).name.lower()
     if name.endswith((".csv", ".csv.gz")):
@@ -156,34 +159,23 @@ def source_kind(source: str) -> str:
     if name.endswith(".pth"):
         return "pth"
     raise NarError(f"unknown source {source!r}: give a .csv/.csv.gz table, a .tfrecord, a .pth, "
-                   f"or one of {sorted(KEYWORDS)}")
+                   f"or one of {_keywords()}")
 
 
-def read_source(bench: str, source: str, limit: int | None = None, epochs: int = 108):
-    """Read ``source`` for ``bench`` ("101"/"201"); the first ``limit`` cells when given.
-
-    ``epochs`` is the NAS-Bench-101 tfrecord budget to keep.
+def read_source(bench, source: str, limit: int | None = None, epochs: int = 108):
+    """Read ``source`` for the space ``bench`` (a registered name or alias such as "101",
+    or a :class:`pipeline.spaces.SearchSpace`) with the space's reader of that kind of
+    source; the first ``limit`` cells when given. ``epochs`` is the NAS-Bench-101 tfrecord
+    budget to keep.
     """
-    if bench not in BENCHES:
-        raise NarError(f"unknown bench {bench!r}: use 101 or 201")
+    from pipeline.spaces import all_spaces, create_space
+
+    space = create_space(bench) if isinstance(bench, (str, int)) else bench
     kind = source_kind(source)
-    allowed = {"csv": BENCHES, "tfrecord": ("101",), "pth": ("201",), **KEYWORDS}[kind]
-    if bench not in allowed:
+    if kind not in space.source_kinds():
+        allowed = [sp.bench for sp in all_spaces() if kind in sp.source_kinds()]
         raise NarError(f"source {source!r} ({kind}) is for bench {'/'.join(allowed)}, "
-                       f"not {bench}")
-    if kind not in KEYWORDS and not Path(source).is_file():
+                       f"not {space.bench}")
+    if kind not in space.source_keywords and not Path(source).is_file():
         raise NarError(f"source not found: {source} (check the path)")
-    if kind == "csv":
-        from pipeline.sources import csv_table
-        return csv_table.read(bench, source, limit=limit)
-    if kind == "tfrecord":
-        from pipeline.sources import tfrecord
-        return tfrecord.read(source, epochs=epochs, limit=limit)
-    if kind == "pth":
-        from pipeline.sources import nb201_pth
-        return nb201_pth.read(source, limit=limit)
-    if kind == "analognas":
-        from pipeline.sources import analognas
-        return analognas.read(limit=limit)
-    from pipeline.sources import space
-    return space.read(limit=limit)
+    return space.read_source(source, kind, limit=limit, epochs=epochs)

@@ -25,8 +25,8 @@ from pipeline.sources import (METRICS_101, METRICS_201, Nb101Rows, Nb201Rows, ce
 
 log = logging.getLogger(__name__)
 
-REQUIRED = {"101": ("hash", "n_vertices", "n_edges", "adjacency", "ops"),
-            "201": ("arch_index", "arch_str")}
+REQUIRED_101 = ("hash", "n_vertices", "n_edges", "adjacency", "ops")
+REQUIRED_201 = ("arch_index", "arch_str")
 COLUMNS_101 = {"val_acc_108": "avg_validation_accuracy", "training_time_108": "avg_training_time"}
 _ACC_201 = re.compile(r"(cifar10|cifar100|imagenet16)_(valid|test)_acc")
 
@@ -38,12 +38,12 @@ def _open(path):
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
-def _rows(path, bench, limit):
+def _rows(path, bench, required, limit):
     """(row number, dict) of the table, header checked; at most ``limit`` rows."""
     try:
         with _open(path) as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in REQUIRED[bench] if c not in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 raise NarError(f"{path}: missing column(s) {', '.join(missing)} for bench "
                                f"{bench}; is this a NAS-Bench-{bench} table?")
@@ -69,14 +69,22 @@ def _float(v, where):
         raise NarError(f"{where}: {v!r} is not a number; fix the row") from None
 
 
-def read(bench: str, path, limit: int | None = None):
-    fields, rows = _rows(path, bench, limit)
+def _table(path, bench, required, limit):
+    fields, rows = _rows(path, bench, required, limit)
     if not rows:
         raise NarError(f"{path}: the table has no rows")
-    return _read_101(path, fields, rows) if bench == "101" else _read_201(path, fields, rows)
+    return fields, rows
 
 
-def _read_101(path, fields, rows):
+def read(bench, path, limit: int | None = None):
+    """The table at ``path`` read by the CSV reader of the space ``bench``."""
+    from pipeline.spaces import create_space
+    return create_space(bench).read_source(str(path), "csv", limit=limit)
+
+
+def read_101(path, limit: int | None = None) -> Nb101Rows:
+    """A NAS-Bench-101 table (columns :data:`REQUIRED_101`, metrics of :data:`COLUMNS_101`)."""
+    fields, rows = _table(path, "101", REQUIRED_101, limit)
     hashes, mats, op_lists = [], [], []
     n = len(rows)
     metrics = empty_metrics(METRICS_101, n)
@@ -112,9 +120,11 @@ def _read_101(path, fields, rows):
     return Nb101Rows(hashes, adjacency, ops, nv, metrics, expected)
 
 
-def _read_201(path, fields, rows):
+def read_201(path, limit: int | None = None) -> Nb201Rows:
+    """A NAS-Bench-201 table (columns :data:`REQUIRED_201` and accuracy columns)."""
     from pipeline import nb201_space
 
+    fields, rows = _table(path, "201", REQUIRED_201, limit)
     columns = {}
     for col in fields:
         m = _ACC_201.fullmatch(col)
