@@ -5,12 +5,11 @@ import sys
 
 import click
 
-from pipeline.spaces import space_choices
+from pipeline.spaces.option import bench_option
 
 
 @click.command("build")
-@click.option("--bench", required=True, type=click.Choice(space_choices()),
-              help="The search space: a registered name, or 101 / 201 (NAS-Bench-101 / -201).")
+@bench_option()
 @click.option("--source", required=True,
               help="A .csv/.csv.gz table, a NAS-Bench-101 .tfrecord, a NAS-Bench-201 .pth, "
                    "'analognas' (201, CIFAR-10) or 'space' (101, no metrics).")

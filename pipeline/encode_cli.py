@@ -2,12 +2,11 @@
 import click
 
 from pipeline.ingest import ingest
-from pipeline.spaces import space_choices
+from pipeline.spaces.option import bench_option
 
 
 @click.command("encode")
-@click.option("--bench", required=True, type=click.Choice(space_choices()),
-              help="The search space: a registered name, or 101 / 201 (NAS-Bench-101 / -201).")
+@bench_option()
 @click.option("--data_path", required=True,
               help="NAR cell-information JSON (as `nar-cli build` writes or NAR released).")
 @click.option("--sha256", default=None, help="Expected SHA256 of the file (else FILE.sha256 or the published one).")

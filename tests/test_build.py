@@ -167,7 +167,7 @@ def test_space_source_on_a_small_space(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--bench", 102, "--source", "space"], "'102' is not one of"),
+    (["--bench", 102, "--source", "space"], "unknown bench '102'"),
     (["--bench", 201, "--source", "nowhere.csv"], "source not found: nowhere.csv"),
     (["--bench", 201, "--source", "table.xlsx"], "unknown source 'table.xlsx'"),
     (["--bench", 101, "--source", "x.pth"], "is for bench 201, not 101"),
