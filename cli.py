@@ -1,6 +1,7 @@
 """``nar-cli``: the command-line entry point. Each command lives beside the code it drives;
 this file only assembles the group and turns user-facing errors into one line and exit 2."""
 import logging
+import os
 import sys
 
 import click
@@ -19,8 +20,13 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def cli(verbose):
+@click.option("--cache-dir", "cache", default=None, type=click.Path(file_okay=False),
+              help="Folder of the stores every command writes or reuses (sets $NAR_CACHE_DIR; "
+                   "default ./cache of the working directory).")
+def cli(verbose, cache):
     """Neural Architecture Ranker: prepare NAS-Bench data, train the ranker, search by sampling."""
+    if cache is not None:
+        os.environ["NAR_CACHE_DIR"] = str(cache)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 

@@ -40,7 +40,15 @@ from pipeline.errors import NarError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-CACHE_DIR = Path(__file__).resolve().parent
+
+
+def cache_dir(explicit=None) -> Path:
+    """Where stores and caches go: ``explicit`` (``--cache-dir``), else ``$NAR_CACHE_DIR``, else
+    ``./cache`` of the working directory; never the installed package's folder."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get("NAR_CACHE_DIR")
+    return Path(env) if env else Path.cwd() / "cache"
 
 # NB101 vertex type codes used in the store and in channel 0 of the ReNAS tensor.
 OP_CODES_101 = {"input": 1, "conv1x1-bn-relu": 2, "conv3x3-bn-relu": 3, "maxpool3x3": 4, "output": 5}

@@ -12,13 +12,15 @@ from pipeline.spaces.option import bench_option
 @click.option("--sha256", default=None, help="Expected SHA256 of the file (else FILE.sha256 or the published one).")
 @click.option("--skip-sha256", "skip_sha256", is_flag=True, help="Do not verify the file; the store records it.")
 @click.option("--out", default=None,
-              help="Store path (default cache/{bench}_{sha256[:12]}.h5).")
+              help="Store path (default CACHE/{bench}_{sha256[:12]}.h5).")
+@click.option("--cache-dir", "cache", default=None, type=click.Path(file_okay=False),
+              help="Folder of the stores (default $NAR_CACHE_DIR, else ./cache).")
 @click.option("--n_jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Worker processes that encode chunks of records.")
-def encode(bench, data_path, sha256, skip_sha256, out, n_jobs):
+def encode(bench, data_path, sha256, skip_sha256, out, cache, n_jobs):
     """Validate and encode every record into ReNAS tensors; print the store path."""
     path = ingest(data_path, bench, out=out, sha256=sha256, skip_sha256=skip_sha256,
-                  n_jobs=n_jobs, progress=True)
+                  n_jobs=n_jobs, progress=True, cache=cache)
     click.echo(str(path))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from cache.store import CACHE_DIR, Store, StoreWriter
+from cache.store import Store, StoreWriter, cache_dir
 from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION
 from pipeline.errors import NarError, require_path
@@ -83,9 +83,10 @@ def scan_source(path, bench: str) -> SourceScan:
     return SourceScan(digest, state["count"], state["first"], ends)
 
 
-def store_path_for(json_path, bench, out=None, sha256: str | None = None) -> Path:
+def store_path_for(json_path, bench, out=None, sha256: str | None = None, cache=None) -> Path:
     """Where the store of ``json_path`` lives: ``out`` if given, else
-    ``cache/{bench}_{sha256[:12]}.h5`` (``sha256`` saves hashing the file when known)."""
+    ``{cache}/{bench}_{sha256[:12]}.h5`` (``sha256`` saves hashing the file when known;
+    ``cache``: see :func:`cache.store.cache_dir`)."""
     bench = check_bench(bench)
     if out is not None:
         return Path(out)
@@ -93,7 +94,7 @@ def store_path_for(json_path, bench, out=None, sha256: str | None = None) -> Pat
         digest = normalise_hex(sha256, "--sha256")
     else:
         digest = file_sha256(require_path(json_path, "NAR JSON file", "check --data_path"))
-    return CACHE_DIR / f"{bench}_{digest[:12]}.h5"
+    return cache_dir(cache) / f"{bench}_{digest[:12]}.h5"
 
 
 def _cache_hit(path: Path, bench: str, digest: str, verified: bool) -> bool:
@@ -245,10 +246,13 @@ def _write_store(path, out: Path, space, n: int, attrs: dict, n_jobs: int,
 
 
 def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: bool = False,
-           n_jobs: int = 2, chunk_records: int = CHUNK_RECORDS, progress: bool = False) -> Path:
+           n_jobs: int = 2, chunk_records: int = CHUNK_RECORDS, progress: bool = False,
+           cache=None) -> Path:
     """Encode a NAR cell-information JSON into a store and return its path; a store of the
     same source (SHA256), bench, schema and encoder version is reused ("cache hit"). ``bench``
-    is a registered space name or alias, or a :class:`pipeline.spaces.SearchSpace`."""
+    is a registered space name or alias, or a :class:`pipeline.spaces.SearchSpace`; the store
+    goes to ``out``, else into :func:`cache.store.cache_dir` (``cache``, ``$NAR_CACHE_DIR`` or
+    ``./cache``)."""
     space = bench if not isinstance(bench, (str, int)) else create_space(bench)
     bench = space.bench
     path = require_path(json_path, "NAR JSON file", "check --data_path")
@@ -260,7 +264,7 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     digest = scan.sha256
     if not skip_sha256:
         verify_sha256(path, bench, digest, sha256)
-    target = Path(out) if out is not None else CACHE_DIR / f"{bench}_{digest[:12]}.h5"
+    target = Path(out) if out is not None else cache_dir(cache) / f"{bench}_{digest[:12]}.h5"
     if _cache_hit(target, bench, digest, not skip_sha256):
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target

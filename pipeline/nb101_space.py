@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cache.store import CACHE_DIR, OP_CODES_101, OP_NAMES_101
+from cache.store import OP_CODES_101, OP_NAMES_101, cache_dir as default_cache_dir
 from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 
@@ -378,11 +377,11 @@ def _check_space(space: Space) -> str | None:
 def load_space(cache_dir=None, n_jobs: int = 2) -> Space:
     """The enumerated space, read from ``<cache_dir>/nb101_space.npz`` or built and written there.
 
-    ``cache_dir`` defaults to ``$NAR_CACHE_DIR`` or the repository's ``cache/`` folder; pass
+    ``cache_dir`` defaults to ``$NAR_CACHE_DIR`` or ``./cache`` of the working directory; pass
     ``False`` to build without touching the disk. A cache that fails validation is rebuilt."""
     if cache_dir is False:
         return enumerate_space(n_jobs=n_jobs)
-    folder = Path(cache_dir if cache_dir is not None else os.environ.get("NAR_CACHE_DIR", CACHE_DIR))
+    folder = default_cache_dir(cache_dir)
     path = folder / _CACHE_NAME
     if path.exists():
         try:

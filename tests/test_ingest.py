@@ -58,7 +58,7 @@ def write_json(path, data, sidecar=True):
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     d = tmp_path / "cache"
-    monkeypatch.setattr(ingest_mod, "CACHE_DIR", d)
+    monkeypatch.setenv("NAR_CACHE_DIR", str(d))
     return d
 
 
