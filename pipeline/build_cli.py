@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from pipeline.errors import NarError
+from pipeline.spaces import space_class
 from pipeline.spaces.option import bench_option
 
 
@@ -21,21 +24,29 @@ from pipeline.spaces.option import bench_option
               help="NAS-Bench-101 tfrecord: the training budget to keep.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr.")
-def build(bench, source, out, limit, epochs, progress):
+@click.option("--space-file", "space_file", default=None, type=click.Path(dir_okay=False),
+              help="Description (YAML) of a space described by a file (--bench user); copied beside --out.")
+def build(bench, source, out, limit, epochs, progress, space_file):
     """Build NAR-schema JSON (NAR's released field names, nesting and order) from SOURCE."""
     from tqdm import tqdm
 
     from pipeline.checksum import write_sidecar
     from pipeline.nar_json import write_json
     from pipeline.sources import read_source
-    from pipeline.spaces import create_space
+    from pipeline.atomic import write_text_atomic
+    from pipeline.spaces import space_for_data
+    from pipeline.spaces.registry import spec_sidecar
 
-    space = create_space(bench)
+    if getattr(space_class(bench), "needs_spec", False) and space_file is None:
+        raise NarError(f"--bench {bench} needs --space-file SPACE.yaml (vertex limit, op names)")
+    space = space_for_data(bench, None, space_file)
     rows = read_source(space, source, limit=limit, epochs=epochs)
     items, keyed = space.json_records(rows)
     bar = tqdm(items, total=len(rows), file=sys.stderr, unit="rec", mininterval=0.5,
                disable=not progress, desc=f"NB{space.bench} JSON")
     n = write_json(out, bar, keyed=keyed)
+    if space_file is not None:  # `encode`, `train` ... find the description beside the file
+        write_text_atomic(spec_sidecar(out), Path(space_file).read_text())
     digest = write_sidecar(out)
     click.echo(f"wrote {out}: {n} {space.title} records (sha256 {digest[:12]}..., "
                f"recorded in {out}.sha256 for `nar-cli encode`)", err=True)

@@ -17,10 +17,12 @@ from pipeline.spaces.option import bench_option
               help="Folder of the stores (default $NAR_CACHE_DIR, else ./cache).")
 @click.option("--n_jobs", default=2, show_default=True, type=click.IntRange(min=1),
               help="Worker processes that encode chunks of records.")
-def encode(bench, data_path, sha256, skip_sha256, out, cache, n_jobs):
+@click.option("--space-file", "space_file", default=None, type=click.Path(dir_okay=False),
+              help="Description of a space described by a file (default: FILE.space.yaml beside the data).")
+def encode(bench, data_path, sha256, skip_sha256, out, cache, n_jobs, space_file):
     """Validate and encode every record into ReNAS tensors; print the store path."""
     path = ingest(data_path, bench, out=out, sha256=sha256, skip_sha256=skip_sha256,
-                  n_jobs=n_jobs, progress=True, cache=cache)
+                  n_jobs=n_jobs, progress=True, cache=cache, space_file=space_file)
     click.echo(str(path))
 
 

@@ -25,7 +25,7 @@ from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION
 from pipeline.errors import NarError, require_path
 from pipeline.json_split import RecordScanner, SplitFailed, byte_ranges, parse_range, tail_is_closing
-from pipeline.spaces import all_spaces, create_space
+from pipeline.spaces import all_spaces, create_space, space_for_data
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def store_path_for(json_path, bench, out=None, sha256: str | None = None, cache=
     return cache_dir(cache) / f"{bench}_{digest[:12]}.h5"
 
 
-def _cache_hit(path: Path, bench: str, digest: str, verified: bool) -> bool:
+def _cache_hit(path: Path, space, digest: str, verified: bool) -> bool:
     if not path.exists():
         return False
     try:
@@ -106,8 +106,9 @@ def _cache_hit(path: Path, bench: str, digest: str, verified: bool) -> bool:
     except NarError as e:
         log.info("rebuilding %s: %s", path, e)
         return False
-    same = (a.get("bench") == bench and a.get("source_sha256") == digest
-            and a.get("encoder_version") == ENCODER_VERSION)
+    same = (a.get("bench") == space.bench and a.get("source_sha256") == digest
+            and a.get("encoder_version") == ENCODER_VERSION
+            and a.get("space_spec", "") == space.store_attrs().get("space_spec", ""))
     if same and verified and not a.get("sha256_verified"):
         log.info("rebuilding %s: it was encoded without SHA256 verification", path)
         return False
@@ -247,13 +248,13 @@ def _write_store(path, out: Path, space, n: int, attrs: dict, n_jobs: int,
 
 def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: bool = False,
            n_jobs: int = 2, chunk_records: int = CHUNK_RECORDS, progress: bool = False,
-           cache=None) -> Path:
+           cache=None, space_file=None) -> Path:
     """Encode a NAR cell-information JSON into a store and return its path; a store of the
     same source (SHA256), bench, schema and encoder version is reused ("cache hit"). ``bench``
     is a registered space name or alias, or a :class:`pipeline.spaces.SearchSpace`; the store
     goes to ``out``, else into :func:`cache.store.cache_dir` (``cache``, ``$NAR_CACHE_DIR`` or
     ``./cache``)."""
-    space = bench if not isinstance(bench, (str, int)) else create_space(bench)
+    space = bench if not isinstance(bench, (str, int)) else space_for_data(bench, json_path, space_file)
     bench = space.bench
     path = require_path(json_path, "NAR JSON file", "check --data_path")
     if not path.is_file():
@@ -265,7 +266,7 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     if not skip_sha256:
         verify_sha256(path, bench, digest, sha256)
     target = Path(out) if out is not None else cache_dir(cache) / f"{bench}_{digest[:12]}.h5"
-    if _cache_hit(target, bench, digest, not skip_sha256):
+    if _cache_hit(target, space, digest, not skip_sha256):
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target
     if scan.first and scan.first in b"[{" and scan.first != space.json_top:

@@ -252,14 +252,16 @@ def _labellings(v: int) -> np.ndarray:
     return np.concatenate([np.full((len(inner), 1), -1), inner, np.full((len(inner), 1), -2)], axis=1)
 
 
-def _int_fingerprints(mats: np.ndarray, labels: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+def _int_fingerprints(mats: np.ndarray, labels: np.ndarray, present: np.ndarray | None = None,
+                      radix: int = 8) -> np.ndarray:
     """64-bit analogue of :func:`_fingerprint`: mats (M, V, V), labels (M or 1, L, V) -> (M, L).
 
     Same refinement (seed from degrees and label, n rounds over the multisets of in- and
     out-neighbour values, sorted final multiset) with splitmix64 instead of MD5, so it splits
     graphs exactly as the MD5 hash does barring 64-bit collisions. ``present`` (M, V) bool
     restricts each graph to its present vertices (n = their count; default all V). Returns
-    uint64. The enumeration and the search's look-ups both use it."""
+    uint64. The enumeration and the search's look-ups both use it. ``radix`` must exceed every
+    degree and label + 2 (8 for NB101) so the seed is injective."""
     n_m, v, _ = mats.shape
     a = mats.astype(bool)
     nv = None
@@ -268,7 +270,7 @@ def _int_fingerprints(mats: np.ndarray, labels: np.ndarray, present: np.ndarray 
         nv = present.sum(1)
     out_deg = a.sum(2).astype(np.int64)[:, None, :]   # (M, 1, V)
     in_deg = a.sum(1).astype(np.int64)[:, None, :]
-    seed = out_deg * 64 + in_deg * 8 + (np.asarray(labels, np.int64) + 2)  # (M, L, V), injective
+    seed = (out_deg * radix + in_deg) * radix + (np.asarray(labels, np.int64) + 2)  # (M, L, V), injective
     h = _mix(seed.astype(np.uint64) + _SALT[0])
     edges = [(x, y) for y in range(v) for x in range(v) if x != y]  # any vertex order
     for r in range(v):

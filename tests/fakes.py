@@ -154,4 +154,68 @@ def fake_table_101(path, n=150, seed=0):
     return path
 
 
-FAKE_SOURCES = {"nasbench101": fake_table_101, "nasbench201": fake_table_201}
+
+
+USER_SPACE = {"name": "toy-cells", "max_vertices": 6, "ops": ["conv3", "conv1", "pool"], "max_edges": 8}
+_USER_COST = {"input": (0, 0), "output": (0, 0), "conv3": (9.0, 90.0), "conv1": (1.0, 10.0), "pool": (0.5, 0.0)}
+
+
+def fake_user_table(folder, n=200, seed=0, unknown=0.1):
+    """A user's own cell space: ``space.yaml`` (:data:`USER_SPACE`) and ``table.csv`` of ``n``
+    distinct cells (every fifth with its vertices listed out of topological order), per-vertex
+    FLOPs/params, and validation/test accuracy (percent) that follow the structure, unknown
+    for a share ``unknown`` of the rows. Returns (space file, table file)."""
+    import csv
+    from pathlib import Path
+
+    import yaml
+
+    from pipeline.nb101_space import prune
+    from pipeline.spaces import create_space
+    from pipeline.spaces.nb101 import draw_cells_101
+    from pipeline.spaces.user_cells import canonical_cell
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    space = create_space("user", USER_SPACE)
+    rng = np.random.default_rng(seed)
+    names = {-1: "input", -2: "output", **dict(enumerate(USER_SPACE["ops"]))}
+    rows, seen = [], set()
+    while len(rows) < n:
+        adj, labels, present, _ = draw_cells_101(rng, 64, None, 6, 8, 3)
+        for a, lab, pr in zip(adj, labels, present):
+            k = int(pr.sum())
+            try:
+                m, ops = prune(a[:k, :k].astype(np.int8), [names[int(x)] for x in lab[:k]])
+                m, ops, key, _ = canonical_cell(space, m, ops, "fake")
+            except Exception:
+                continue
+            if key in seen or len(rows) >= n:
+                continue
+            seen.add(key)
+            cost = np.array([_USER_COST[o] for o in ops])
+            q = 2.0 * ops.count("conv3") + 0.8 * ops.count("conv1") + 0.6 * int(m.sum()) - ops.count("pool")
+            val = min(98.0, 60 + 2.5 * q + rng.normal(0, 0.8))
+            test = min(99.0, val + rng.normal(0, 0.4))
+            order = np.arange(len(ops))
+            if len(rows) % 5 == 0:
+                order = rng.permutation(len(ops))  # listed out of order: the reader re-orders it
+            m = m[np.ix_(order, order)]
+            known = rng.random() >= unknown
+            rows.append(["".join(map(str, m.ravel().tolist())), ",".join(ops[i] for i in order),
+                         ",".join(f"{cost[i, 0]:g}" for i in order), ",".join(f"{cost[i, 1]:g}" for i in order),
+                         f"{val:.3f}" if known else "", f"{test:.3f}" if known else ""])
+    (folder / "space.yaml").write_text(yaml.safe_dump(USER_SPACE, sort_keys=False))
+    with open(folder / "table.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["adjacency", "ops", "node_flops", "node_params", "val_acc", "test_acc"])
+        w.writerows(rows)
+    return folder / "space.yaml", folder / "table.csv"
+
+
+# registered space -> fake(folder, n, seed) -> (source, space description file or None)
+FAKE_SOURCES = {
+    "nasbench101": lambda folder, n, seed: (fake_table_101(folder / "table.csv", n, seed), None),
+    "nasbench201": lambda folder, n, seed: (fake_table_201(folder / "table.csv", n, seed), None),
+    "user": lambda folder, n, seed: fake_user_table(folder, n, seed, unknown=0.0)[::-1],
+}

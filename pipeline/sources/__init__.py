@@ -158,7 +158,9 @@ def source_kind(source: str) -> str:
         return "tfrecord"
     if name.endswith(".pth"):
         return "pth"
-    raise NarError(f"unknown source {source!r}: give a .csv/.csv.gz table, a .tfrecord, a .pth, "
+    if name.endswith(".json"):
+        return "json"
+    raise NarError(f"unknown source {source!r}: give a .csv/.csv.gz table, a .tfrecord, a .pth, a .json table, "
                    f"or one of {_keywords()}")
 
 

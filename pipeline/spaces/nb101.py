@@ -21,31 +21,31 @@ from pipeline.spaces.registry import register_space
 # store op codes (input 1, conv1x1 2, conv3x3 3, maxpool 4, output 5) -> NAS-Bench-101 hash labels
 _LABEL_OF_CODE = np.array([0, -1, 1, 0, 2, -2], np.int64)
 INTERIOR_OP_CODES_101 = (2, 3, 4)  # conv1x1, conv3x3, maxpool (see cache.store.OP_CODES_101)
-_TRIU = np.triu_indices(MAX_VERTICES, 1)
 
 
-def store_labels_101(ops: np.ndarray):
+def store_labels_101(ops: np.ndarray, label_of_code: np.ndarray = _LABEL_OF_CODE):
     """(labels, present, out_vertex) of NB101 store rows (``ops`` codes, 0 = no vertex)."""
     ops = np.asarray(ops, np.int64)
     present = ops > 0
-    return _LABEL_OF_CODE[ops], present, present.sum(1) - 1
+    return label_of_code[ops], present, present.sum(1) - 1
 
 
-def fingerprint_101(adj: np.ndarray, labels: np.ndarray, present: np.ndarray) -> np.ndarray:
+def fingerprint_101(adj: np.ndarray, labels: np.ndarray, present: np.ndarray, radix: int = 8) -> np.ndarray:
     """64-bit isomorphism-invariant fingerprint of pruned NB101 cells, vectorised: adj (B,7,7)
     0/1, labels (B,7) hash labels (-1 input, -2 output, 0/1/2 op), present (B,7) bool. The
     refinement of :func:`pipeline.nb101_space._int_fingerprints` (the module hash's, with
     splitmix64), over the present vertices only."""
     labels = np.asarray(labels, np.int64)
-    return _int_fingerprints(np.asarray(adj), labels[:, None, :], np.asarray(present, bool))[:, 0]
+    return _int_fingerprints(np.asarray(adj), labels[:, None, :], np.asarray(present, bool), radix)[:, 0]
 
 
-def draw_cells_101(rng, n: int, p_vertices=None):
+def draw_cells_101(rng, n: int, p_vertices=None, v_max: int = MAX_VERTICES, max_edges: int = MAX_EDGES,
+                   n_ops: int = len(OPS)):
     """``n`` random NB101 cells: vertex count (2..7, from ``p_vertices`` or uniform), a random
     predecessor and op for each vertex, a random successor for each vertex left without one,
     then random extra edges up to 9 in all (more than 9 -> not in the space). Unpruned;
-    returns (adj (n,7,7) bool, labels (n,7), present (n,7), out_vertex (n,))."""
-    v_max = MAX_VERTICES
+    returns (adj (n,7,7) bool, labels (n,7), present (n,7), out_vertex (n,)). The limits and the
+    number of interior ops are parameters (a user's cell space draws the same way)."""
     nv = rng.choice(np.arange(2, v_max + 1), size=n, p=p_vertices)
     present = np.arange(v_max)[None, :] < nv[:, None]
     adj = np.zeros((n, v_max, v_max), bool)
@@ -57,35 +57,36 @@ def draw_cells_101(rng, n: int, p_vertices=None):
         sel = (v < nv - 1) & ~adj[:, v].any(1)
         succ = v + 1 + (rng.random(n) * (nv - 1 - v)).astype(np.int64)
         adj[np.flatnonzero(sel), v, succ[sel]] = True
-    iu, ju = _TRIU
+    iu, ju = np.triu_indices(v_max, 1)
     free = (~adj[:, iu, ju]) & (ju[None, :] < nv[:, None])
     n_edges = adj.sum((1, 2))
-    n_extra = np.minimum((rng.random(n) * np.maximum(MAX_EDGES - n_edges + 1, 0)).astype(np.int64),
+    n_extra = np.minimum((rng.random(n) * np.maximum(max_edges - n_edges + 1, 0)).astype(np.int64),
                          free.sum(1))
     keyed = np.where(free, rng.random((n, len(iu))), 2.0)
     rank = np.argsort(np.argsort(keyed, 1), 1)
     adj[:, iu, ju] |= rank < n_extra[:, None]
-    labels = rng.integers(0, len(OPS), (n, v_max))
+    labels = rng.integers(0, n_ops, (n, v_max))
     labels[:, 0] = -1
     labels[np.arange(n), nv - 1] = -2
     return adj, labels, present, nv - 1
 
 
 def padded_cells_101(adj: np.ndarray, ops: np.ndarray, n_vertices: np.ndarray):
-    """Move each cell's output vertex to index 6 (zero rows/columns inserted before it), as in
-    the ReNAS tensor. Returns the (N, 7, 7) adjacency and (N, 7) op codes."""
-    n = len(adj)
+    """Move each cell's output vertex to index 6 (V - 1 for V-vertex cells; zero rows/columns
+    inserted before it), as in the ReNAS tensor. Returns the (N, V, V) adjacency and (N, V)
+    op codes."""
+    n, v = len(adj), adj.shape[-1]
     nv = n_vertices.astype(np.int64)
-    if n and (nv.min() < 2 or nv.max() > MAX_VERTICES):
-        bad = int(np.flatnonzero((nv < 2) | (nv > MAX_VERTICES))[0])
-        raise NarError(f"NB101 row {bad} has {nv[bad]} vertices; a cell has 2..7 (rebuild the store)")
-    pos = np.arange(MAX_VERTICES)[None, :]
-    src = np.where(pos < (nv - 1)[:, None], pos, MAX_VERTICES)  # 7 = an all-zero padding vertex
-    src[:, MAX_VERTICES - 1] = nv - 1
-    adj8 = np.zeros((n, 8, 8), np.int8)
-    adj8[:, :7, :7] = adj
-    ops8 = np.zeros((n, 8), np.int8)
-    ops8[:, :7] = ops
+    if n and (nv.min() < 2 or nv.max() > v):
+        bad = int(np.flatnonzero((nv < 2) | (nv > v))[0])
+        raise NarError(f"row {bad} has {nv[bad]} vertices; a cell has 2..{v} (rebuild the store)")
+    pos = np.arange(v)[None, :]
+    src = np.where(pos < (nv - 1)[:, None], pos, v)  # v = an all-zero padding vertex
+    src[:, v - 1] = nv - 1
+    adj8 = np.zeros((n, v + 1, v + 1), np.int8)
+    adj8[:, :v, :v] = adj
+    ops8 = np.zeros((n, v + 1), np.int8)
+    ops8[:, :v] = ops
     rows = np.arange(n)[:, None]
     return adj8[rows[:, :, None], src[:, :, None], src[:, None, :]], ops8[rows, src]
 
@@ -129,6 +130,12 @@ class NB101Space(SearchSpace):
         from pipeline.encode import encode_chunk_101
         return encode_chunk_101(records, start)
 
+    # cell DAG data used by the search methods below (a user's cell space sets its own)
+    label_of_code = _LABEL_OF_CODE          # store op code -> hash label (-1 input, -2 output)
+    interior_codes = INTERIOR_OP_CODES_101  # store codes of the interior ops, in one-hot order
+    op_names = OP_NAMES_101                 # store op code -> op name
+    radix = 8                               # fingerprint seed radix (> max degree, labels + 2)
+
     # ------------------------------------------------------------------ cells
     def key(self, cell) -> str:
         matrix, ops = cell
@@ -144,24 +151,24 @@ class NB101Space(SearchSpace):
                 "adjacency": np.asarray(store.array("adjacency")), "ops": np.asarray(store.array("ops"))}
 
     def pool_cells(self, pool):
-        labels, present, out = store_labels_101(pool.ops)
+        labels, present, out = store_labels_101(pool.ops, self.label_of_code)
         return pool.adjacency.astype(bool), labels, present, out
 
     def row_codes(self, pool):
-        labels, present, _ = store_labels_101(pool.ops)  # store rows are pruned already
-        return fingerprint_101(pool.adjacency, labels, present)
+        labels, present, _ = store_labels_101(pool.ops, self.label_of_code)  # store rows are pruned
+        return fingerprint_101(pool.adjacency, labels, present, self.radix)
 
     def codes(self, pool, cells):
         """Prune the (unpruned) cells, then fingerprint; invalid where the input cannot reach
         the output or more than 9 edges remain."""
         adj, labels, present, out_vertex = cells
         adj, keep, ok = prune_batch(np.asarray(adj, bool), present, out_vertex)
-        ok &= adj.sum((1, 2)) <= MAX_EDGES
-        return fingerprint_101(adj, labels, keep), ok
+        ok &= adj.sum((1, 2)) <= self.max_edges
+        return fingerprint_101(adj, labels, keep, self.radix), ok
 
     def structure_counts(self, structure, tiers, n_tier):
         """Per tier, the count of each vertex count 2..7: (n_tier, 6)."""
-        k = MAX_VERTICES - 1
+        k = self.max_vertices - 1
         return np.stack([np.bincount(structure[tiers == t] - 2, minlength=k)[:k] for t in range(1, n_tier + 1)])
 
     def sampler_prior(self, pool):
@@ -175,24 +182,25 @@ class NB101Space(SearchSpace):
         if guide is not None:
             p = guide.astype(float)
             p /= p.sum()
-        return draw_cells_101(rng, n, p)
+        return draw_cells_101(rng, n, p, self.max_vertices, self.max_edges, len(self.interior_codes))
 
     def mutants(self, pool, row):
         """Cells that differ from ``row`` by one edge of the adjacency matrix or one interior
         op (cells not in the pool are dropped)."""
         nv = int(pool.structure[row])
         adj = pool.adjacency[row].astype(bool)
-        labels, present, out = store_labels_101(pool.ops[row][None])
+        labels, present, out = store_labels_101(pool.ops[row][None], self.label_of_code)
+        n_ops = len(self.interior_codes)
         iu, ju = np.triu_indices(nv, 1)
         n_e = len(iu)
         interior = np.arange(1, nv - 1)
-        n_c = 2 * len(interior)
+        n_c = (n_ops - 1) * len(interior)
         a = np.repeat(adj[None], n_e + n_c, 0)
         a[np.arange(n_e), iu, ju] ^= True
         lab = np.repeat(labels, n_e + n_c, 0)
-        v = np.repeat(interior, 2)
-        lab[n_e + np.arange(n_c), v] = (lab[0, v] + np.tile([1, 2], len(interior))) % len(OPS)
-        ok_edges = a.sum((1, 2)) <= MAX_EDGES
+        v = np.repeat(interior, n_ops - 1)
+        lab[n_e + np.arange(n_c), v] = (lab[0, v] + np.tile(np.arange(1, n_ops), len(interior))) % n_ops
+        ok_edges = a.sum((1, 2)) <= self.max_edges
         rows = self.lookup(pool, (a, lab, np.repeat(present, len(a), 0), np.repeat(out, len(a))))
         rows = np.where(ok_edges, rows, -1)
         rows = rows[rows >= 0]
@@ -202,7 +210,7 @@ class NB101Space(SearchSpace):
         row = int(row)
         nv = int(pool.structure[row])
         return {"matrix": pool.adjacency[row, :nv, :nv].astype(int).tolist(),
-                "ops": [OP_NAMES_101[int(o)] for o in pool.ops[row, :nv]]}
+                "ops": [self.op_names[int(o)] for o in pool.ops[row, :nv]]}
 
     def flat_features(self, store, idx):
         """The 21 upper-triangular adjacency entries of the cell padded so that the output is
@@ -210,8 +218,9 @@ class NB101Space(SearchSpace):
         zero for padding): F = 36."""
         adj, ops = padded_cells_101(store.array("adjacency")[idx], store.array("ops")[idx],
                                     store.array("n_vertices")[idx])
-        edge = adj[:, _TRIU[0], _TRIU[1]].astype(np.float32)
-        inner = ops[:, 1:MAX_VERTICES - 1]
-        onehot = (inner[:, :, None] == np.array(INTERIOR_OP_CODES_101)[None, None, :])
+        iu, ju = np.triu_indices(self.max_vertices, 1)
+        edge = adj[:, iu, ju].astype(np.float32)
+        inner = ops[:, 1:self.max_vertices - 1]
+        onehot = (inner[:, :, None] == np.array(self.interior_codes)[None, None, :])
         return np.concatenate([edge, onehot.reshape(len(idx), -1).astype(np.float32)], axis=1)
 

@@ -66,6 +66,30 @@ def create_space(name, spec=None):
     return _INSTANCES[cname]
 
 
+def spec_sidecar(data_path):
+    """``FILE.space.yaml`` beside a NAR JSON ``FILE``: the description `nar-cli build` copies there."""
+    from pathlib import Path
+    p = Path(data_path)
+    return p.with_name(p.name + ".space.yaml")
+
+
+def space_for_data(bench, data_path=None, space_file=None):
+    """The space ``bench`` for a NAR JSON at ``data_path``; a space that needs a description
+    reads ``space_file``, else the one `nar-cli build` wrote beside the file."""
+    if not getattr(space_class(bench), "needs_spec", False):
+        if space_file is not None:
+            raise NarError(f"--space-file is only for spaces described by a file (user), not {bench!r}")
+        return create_space(bench)
+    from pipeline.spaces.user import load_spec
+    if space_file is None:
+        side = spec_sidecar(data_path) if data_path is not None else None
+        if side is None or not side.is_file():
+            raise NarError(f"space {canonical_name(bench)!r} needs its description: pass --space-file "
+                           f"SPACE.yaml (none found beside {data_path})")
+        space_file = side
+    return create_space(bench, load_spec(space_file))
+
+
 def space_of(store):
     """The space of an open store (its ``bench`` attribute, and its spec for configured spaces)."""
     import json
