@@ -83,6 +83,24 @@ def scan_source(path, bench: str) -> SourceScan:
     return SourceScan(digest, state["count"], state["first"], ends)
 
 
+def guess_bench(path) -> str:
+    """The space of a NAR JSON when no ``--bench`` says: a described space when its description
+    lies beside the file, else the space whose record marker and top-level bracket the file's
+    start shows; NarError when none or several fit."""
+    from pipeline.spaces import list_spaces, space_class
+    from pipeline.spaces.registry import spec_sidecar
+    if spec_sidecar(path).is_file():
+        return next(n for n in list_spaces() if getattr(space_class(n), "needs_spec", False))
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    first = head.lstrip()[:1]
+    fits = [s.bench for s in all_spaces() if first == s.json_top and s.json_marker in head]
+    if len(fits) != 1:
+        raise NarError(f"cannot tell the space of {path} ({'several fit' if fits else 'no known records'}); "
+                       "pass --bench, a store (.h5), or a checkpoint")
+    return fits[0]
+
+
 def store_path_for(json_path, bench, out=None, sha256: str | None = None, cache=None) -> Path:
     """Where the store of ``json_path`` lives: ``out`` if given, else
     ``{cache}/{bench}_{sha256[:12]}.h5`` (``sha256`` saves hashing the file when known;
@@ -254,9 +272,11 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     is a registered space name or alias, or a :class:`pipeline.spaces.SearchSpace`; the store
     goes to ``out``, else into :func:`cache.store.cache_dir` (``cache``, ``$NAR_CACHE_DIR`` or
     ``./cache``)."""
+    path = require_path(json_path, "NAR JSON file", "check --data_path")
+    if bench is None:
+        bench = guess_bench(path) if path.is_file() else "101"
     space = bench if not isinstance(bench, (str, int)) else space_for_data(bench, json_path, space_file)
     bench = space.bench
-    path = require_path(json_path, "NAR JSON file", "check --data_path")
     if not path.is_file():
         raise NarError(f"{path} is not a file; give the NAR JSON file itself as --data_path")
     if n_jobs < 1:

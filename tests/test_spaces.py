@@ -111,8 +111,9 @@ def test_flat_features_are_finite_and_fixed_width(built):
         assert len({tuple(r) for r in x.tolist()}) > store.n // 2  # features tell cells apart
 
 
-def test_train_test_sample_end_to_end(built, tmp_path):
+def test_train_test_sample_end_to_end(built, tmp_path, monkeypatch):
     space, path, json_path = built
+    monkeypatch.setenv("NAR_CACHE_DIR", str(tmp_path / "cache"))
     c, p, _ = space.feature_shape
     cfg = {"space": space.config_names[0], "train_size": 40, "val_size": 20, "batch_size": 20,
            "train_batch_size": 20, "val_batch_size": 20, "ranker_epochs": 2, "sampler_epochs": 4,
@@ -133,8 +134,8 @@ def test_train_test_sample_end_to_end(built, tmp_path):
     rep = json.loads((run / "search.json").read_text())
     assert rep["bench"] == space.bench and rep["iterations"] == 2
     assert rep["strict_protocol"]["pick"]["key"] in set(np.char.decode(Store(path).array("key"), "ascii"))
-    for mode in ("random", "evolution"):
-        _run("sample", "--data_path", path, "--save_dir", tmp_path / mode, "--mode", mode, "--budget", 30,
+    for mode, data in (("random", json_path), ("evolution", path)):  # a JSON path: its space is recognised
+        _run("sample", "--data_path", data, "--save_dir", tmp_path / mode, "--mode", mode, "--budget", 30,
              "--seed", 0)
         rep = json.loads((tmp_path / mode / "search.json").read_text())
         assert rep["strict_protocol"]["queries"] == 30
