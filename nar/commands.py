@@ -21,7 +21,7 @@ def train(config_file, data_path, save_dir, seed, overrides, sha256, skip_sha256
 
 
 @click.command()
-@click.option("--config_file", required=True, type=click.Path())
+@click.option("--config_file", default=None, type=click.Path(), help="Config YAML (default: the checkpoint's).")
 @click.option("--data_path", required=True, type=click.Path(), help="Store (.h5) or NAR JSON file.")
 @click.option("--save_dir", required=True, type=click.Path(), help="Run directory of `nar-cli train`.")
 @click.option("--checkpoint", default="ckp_best.pth", show_default=True, help="Checkpoint name in the run dir.")

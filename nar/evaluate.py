@@ -42,14 +42,18 @@ def _metrics(score, target, pred_tier, true_tier) -> dict:
 
 def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=None,
              save_file_name="test.log", overrides=()) -> dict:
-    """Evaluate a checkpoint of ``run_dir`` on ``data_path``; writes results.json and the log."""
-    cfg = load_config(config_file, overrides)
-    if seed is not None:
-        cfg.seed = int(seed)
+    """Evaluate a checkpoint of ``run_dir`` on ``data_path``; writes results.json and the log.
+    Without ``config_file`` the checkpoint's own config is used (``overrides`` apply to it)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NarError(f"run directory not found: {run_dir}; pass the --save_dir of `nar-cli train`")
     blob = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
+    if config_file is None:
+        cfg = load_config(None, [blob["config"], *overrides])
+    else:
+        cfg = load_config(config_file, overrides)
+    if seed is not None:
+        cfg.seed = int(seed)
     check_compatible(blob, cfg)
     store = open_store(data_path, cfg.bench)
     dataset = blob["dataset"]

@@ -112,11 +112,7 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
                            f"{n_known_q - n_train} validation architectures); give --budget >= {n_known_q}")
         queried_keys = list(ranker.train_keys) + list(val_keys or [])
         known = [r for r in (ctx.pool.row_of_key(str(k)) for k in queried_keys) if r is not None]
-        if iterations is None and cfg.sampler_epochs <= cfg.ranker_epochs:
-            raise NarError(f"the config gives no sampler iterations (sampler_epochs {cfg.sampler_epochs} <= "
-                           f"ranker_epochs {cfg.ranker_epochs}); set sampler_epochs to ranker_epochs + the "
-                           f"number of iterations, or pass --iterations N")
-        n_iter = int(iterations if iterations is not None else cfg.sampler_epochs - cfg.ranker_epochs)
+        n_iter = _search_iterations(cfg, scfg, iterations)
         size = int(scfg.search_size)
         k = int(top_k or scfg.top_k)
         iters = search_nar(ranker, ctx, scfg, n_iter, size, int(cfg.ranker.n_tier), int(cfg.bins), seed, k)
@@ -153,6 +149,23 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
     return report
 
 
+def _search_iterations(cfg, scfg, iterations) -> int:
+    """--iterations, else the config's ``sampler.iterations``, else the release's rule
+    ``sampler_epochs - ranker_epochs`` (logged)."""
+    if iterations is not None:
+        return int(iterations)
+    if scfg.iterations > 0:
+        return int(scfg.iterations)
+    if cfg.sampler_epochs <= cfg.ranker_epochs:
+        raise NarError(f"the config gives no sampler iterations (sampler_epochs {cfg.sampler_epochs} <= "
+                       f"ranker_epochs {cfg.ranker_epochs}); set sampler.iterations N (or sampler_epochs to "
+                       f"ranker_epochs + N), or pass --iterations N")
+    n = int(cfg.sampler_epochs - cfg.ranker_epochs)
+    log.info("search iterations: %d = sampler_epochs %d - ranker_epochs %d (the release's rule; set "
+             "sampler.iterations to choose)", n, cfg.sampler_epochs, cfg.ranker_epochs)
+    return n
+
+
 def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report):
     from nar.iterative import BaselineFitter, NarFitter, iterative_search
     if budget < scfg.init_size:
@@ -187,7 +200,8 @@ def _log_summary(report):
 @click.option("--save_dir", required=True, type=click.Path(), help="Run directory for search.json/png.")
 @click.option("--checkpoint", default=None, help="Checkpoint file in --save_dir, or a path.")
 @click.option("--seed", type=int, default=None)
-@click.option("--iterations", type=int, default=None, help="Default: sampler_epochs - ranker_epochs.")
+@click.option("--iterations", type=int, default=None,
+              help="Default: the config's sampler.iterations, else sampler_epochs - ranker_epochs.")
 @click.option("--mode", type=click.Choice(MODES), default="nar", show_default=True)
 @click.option("--budget", type=int, default=None, help="Query budget (accuracy look-ups).")
 @click.option("--max_flops", type=float, default=None, help="Hard limit on FLOPs.")

@@ -19,6 +19,7 @@ class SamplerConfig:
     force_uniform: bool = False
     is_checkpoint: bool = True
     # --- ours ---
+    iterations: int = 0         # search iterations; 0 = the release's rule, sampler_epochs - ranker_epochs
     top_k: int = 5              # candidates reported per iteration (predicted tier 1, by score)
     strict_lookups: int = 50     # strict protocol: best-predicted distinct candidates looked up
     strict_iterations: int = 0   # ... taken from this many last iterations (0 = all of them)

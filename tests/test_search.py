@@ -209,6 +209,10 @@ def test_sample_command_with_a_trained_ranker(tmp_path, path201, tiny_checkpoint
     res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(tmp_path / "none"),
                                    "--checkpoint", str(tiny_checkpoint), "--set", "sampler_epochs=2"])
     assert res.exit_code == 2 and "no sampler iterations" in res.output and not (tmp_path / "none").exists()
+    res = CliRunner().invoke(cli, ["sample", "--data_path", str(path201), "--save_dir", str(run), "--checkpoint",
+                                   str(tiny_checkpoint), "--set", "sampler_epochs=2", "--set", "sampler.iterations=3"])
+    assert res.exit_code == 0, res.output  # the explicit key wins over the release's rule
+    assert json.loads((run / "search.json").read_text())["iterations"] == 3
 
 
 def test_checkpoint_of_another_bench_is_refused(tmp_path, tiny_checkpoint):

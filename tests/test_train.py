@@ -73,6 +73,10 @@ def test_test_and_predict_commands(trained, store201, tmp_path):
     assert out["whole_space"]["n"] == 320 and out["heldout"]["n"] <= 320 - 160
     assert out["heldout"]["n"] >= n_keys - 160 - 5 and out["heldout"]["kendalltau"] > 0.15  # random: 0 +- 0.05
     assert (trained / "test.log").exists()
+    res = CliRunner().invoke(cli, ["test", "--data_path", str(store201), "--save_dir", str(trained),
+                                   "--save_file_name", "test2.log"])  # no --config_file: the checkpoint's
+    assert res.exit_code == 0, res.output
+    assert json.loads((trained / "results.json").read_text()) == out
 
     csv_path = tmp_path / "pred.csv"
     res = CliRunner().invoke(cli, ["predict", "--checkpoint", str(trained / "ckp_best.pth"),
