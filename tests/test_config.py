@@ -84,3 +84,16 @@ def test_cpu_presets_load_and_keep_the_paper_data_settings():
     assert (c101.bench, c101.train_size, c101.val_size, c101.ranker.n_arch_patch) == ("101", 4236, 1024, 19)
     assert c201.ranker.d_model < default_config("201").ranker.d_model
     assert c201.feature_scale == "log1p_standardize"
+
+
+def test_space_key_takes_registered_names_and_limits_come_from_the_space():
+    assert load_config(None, ["space=nasbench101"]).bench == "101"
+    assert load_config(None, ["space=nasbench201"]).bench == "201"
+    assert load_config(None, ["space=user"]).dataset == "default"
+    with pytest.raises(NarError, match="config key 'space' in defaults: 'nb999'"):
+        load_config(None, ["space=nb999"])
+    assert load_config(None, ["max_edges=9"]).max_edges == 9  # the release's value: NB101's limit
+    with pytest.raises(NarError, match="edge limit of space 'nasbench' is 9"):
+        load_config(None, ["max_edges=8"])
+    with pytest.raises(NarError, match="not available for space 'nasbench201'"):
+        load_config(None, ["space=nasbench201", "augment=topo"])
