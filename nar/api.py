@@ -93,7 +93,11 @@ def fit(data, config=None, **overrides) -> Ranker:
     else:
         bench = None
         if config is None:
-            bench = open_store(data).bench if not str(data).lower().endswith(".json") else None
+            if str(data).lower().endswith(".json"):
+                from pipeline.ingest import guess_bench
+                bench = guess_bench(data)
+            else:
+                bench = open_store(data).bench
         cfg = load_config(config, _kwargs_to_overrides(overrides), bench=bench)
     if cfg.arch != "NAR":
         raise NarError(f"fit() trains NAR; arch {cfg.arch!r} is trained through `nar-cli train`")
