@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
