@@ -86,7 +86,7 @@ class UserSpace(NB101Space):
     title = "user cell space"
     config_names = ("user",)
     paper_config_file = "config/user.yml"
-    paper_overrides = {"exp_name": "nar_user", "space": "user"}
+    paper_overrides = {"exp_name": "nar_user", "space": "user", "ranker": {"n_arch_patch": 3}}
     needs_spec = True
     size = None
     datasets = ("default",)
