@@ -234,7 +234,7 @@ def _write_store(path, out: Path, space, n: int, attrs: dict, n_jobs: int,
                  chunk: int, progress: bool, ends) -> None:
     bench = space.bench
     with StoreWriter(out, n, bench, {**attrs, **space.store_attrs()}) as w, \
-            tqdm(total=n, unit="rec", desc=f"encode NB{bench}", file=sys.stderr,
+            tqdm(total=n, unit="rec", desc=f"encode {space.title}", file=sys.stderr,
                  disable=not progress) as bar:
         pos, keys, index, counts = 0, [], [], {"records": n}
         for arrays in _encoded(path, space, n_jobs, chunk, ends):
@@ -256,7 +256,7 @@ def _write_store(path, out: Path, space, n: int, attrs: dict, n_jobs: int,
             raise NarError(f"{path}: parsed {pos} records but counted {n} record markers; "
                            f"the file is malformed: re-download or rebuild it")
         if n == 0:
-            raise NarError(f"{path} holds no NB{bench} records; check --bench and the file")
+            raise NarError(f"{path} holds no {space.title} records; check --bench and the file")
         _check_unique(np.concatenate(keys), space.key_field, path)
         if space.unique_index:
             _check_unique(np.concatenate(index), "index", path)
@@ -295,7 +295,7 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     attrs = {"source_path": str(path.resolve()), "source_sha256": digest,
              "sha256_verified": not skip_sha256, "encoder_version": ENCODER_VERSION}
     n = len(scan.ends) if scan.ends is not None else scan.markers
-    log.info("encoding %s (NB%s, %d records, %d jobs) -> %s", path, bench, n, n_jobs, target)
+    log.info("encoding %s (%s, %d records, %d jobs) -> %s", path, space.title, n, n_jobs, target)
     try:
         _write_store(path, target, space, n, attrs, n_jobs, chunk_records, progress, scan.ends)
     except SplitFailed as e:
