@@ -22,11 +22,19 @@ data/<dataset>/   one group per image dataset ("cifar10" for NB101; "cifar10", "
     (optional)   training_time, latency (N,) float32
 
 File attributes: schema_version, bench ("101"/"201"), n_archs, source_path, source_sha256,
-sha256_verified (bool), datasets (comma list), created (ISO time), plus writer extras.
+sha256_verified (bool), datasets (comma list), created (ISO time), content_sha256 (JSON:
+dataset name -> SHA256 of its dtype, shape and bytes), plus writer extras.
+
+Integrity: every open checks, cheaply, that the attributes are sane and that every dataset
+has ``n_archs`` rows (``key`` and ``features`` included); :meth:`Store.verify` re-hashes the
+contents against ``content_sha256`` (done when ``encode`` claims a cache hit, when ``train``
+starts, and by ``nar-cli verify``).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -34,7 +42,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.atomic import temp_path
+from pipeline.atomic import output_error, remove_stale_temps, temp_path
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,29 @@ OP_NAMES_101 = {v: k for k, v in OP_CODES_101.items()}
 # NB201 op indices used in ``cell_adjacency`` (NAR's convention).
 OPS_201 = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 DATASETS = {"101": ["cifar10"], "201": ["cifar10", "cifar100", "imagenet16"]}
+_HASH_BLOCK = 1 << 26  # bytes read per step while hashing a dataset
+_REENCODE = "delete it and re-run `nar-cli encode`"
+
+
+def content_digests(f: h5py.File) -> dict[str, str]:
+    """SHA256 of every dataset of an open store (dtype, shape and bytes), by dataset name."""
+    out: dict[str, str] = {}
+
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        h = hashlib.sha256(f"{obj.dtype.str}{tuple(obj.shape)}".encode())
+        if obj.ndim == 0 or obj.size == 0:
+            h.update(np.asarray(obj[()]).tobytes())
+        else:
+            row = max(1, obj.dtype.itemsize * int(np.prod(obj.shape[1:], dtype=np.int64)))
+            step = max(1, _HASH_BLOCK // row)
+            for i in range(0, obj.shape[0], step):
+                h.update(np.ascontiguousarray(obj[i:i + step]).tobytes())
+        out[name] = h.hexdigest()
+
+    f.visititems(visit)
+    return out
 
 
 class StoreWriter:
@@ -58,12 +89,18 @@ class StoreWriter:
         if bench not in DATASETS:
             raise NarError(f"unknown bench {bench!r}: use 101 or 201")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise NarError(f"cannot write store {self.path}: it is a directory; give a file path")
         self.tmp = temp_path(self.path)
         self.n = int(n)
         self.bench = bench
         self._attrs = dict(attrs or {})
-        self._f = h5py.File(self.tmp, "w")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(self.path)
+            self._f = h5py.File(self.tmp, "w")
+        except OSError as e:
+            raise output_error(self.path, e, "store") from e
 
     def create(self, name: str, tail_shape=(), dtype="float32", fill=None):
         """Allocate a contiguous dataset of shape (n, *tail_shape)."""
@@ -93,8 +130,13 @@ class StoreWriter:
         a["datasets"] = ",".join(sorted(self._f["data"].keys())) if "data" in self._f else ""
         for k, v in self._attrs.items():
             a[k] = v
+        a["content_sha256"] = json.dumps(content_digests(self._f), sort_keys=True)
         self._f.close()
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.tmp.unlink(missing_ok=True)
+            raise output_error(self.path, e, "store") from e
         log.info("wrote store %s (%d archs)", self.path, self.n)
         return self.path
 
@@ -129,13 +171,67 @@ class Store:
             raise NarError(
                 f"store {self.path} has schema version {self.attrs.get('schema_version')}, "
                 f"this version reads {SCHEMA_VERSION} (re-run `nar-cli encode`)")
-        self.bench = str(self.attrs["bench"])
-        self.n = int(self.attrs["n_archs"])
+        self.bench = str(self.attrs.get("bench"))
+        n = self.attrs.get("n_archs")
+        if self.bench not in DATASETS or not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            self._f.close()
+            raise NarError(f"store {self.path} has a bad header (bench {self.attrs.get('bench')!r}, "
+                           f"n_archs {n!r}); {_REENCODE}")
+        self.n = n
         self._maps: dict[str, np.ndarray] = {}
+        try:
+            self._check_shapes()
+        except NarError:
+            self._f.close()
+            raise
+
+    def _check_shapes(self) -> None:
+        """Cheap consistency check: every dataset has ``n`` rows, keys and features exist."""
+        bad = []
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and (obj.ndim == 0 or obj.shape[0] != self.n):
+                bad.append(f"{name} has {obj.shape[0] if obj.ndim else 0} rows")
+
+        self._f.visititems(visit)
+        if "key" not in self._f:
+            bad.append("dataset 'key' is missing")
+        for ds in self.datasets:
+            feats = self._f.get(f"data/{ds}/features")
+            if not isinstance(feats, h5py.Dataset) or feats.ndim != 4:
+                bad.append(f"data/{ds}/features is missing or not (N, C, P, P)")
+        if bad:
+            raise NarError(f"store {self.path} is inconsistent ({'; '.join(bad[:3])}; it should hold "
+                           f"{self.n} architectures); {_REENCODE}")
+
+    def verify(self, require: bool = True) -> bool:
+        """Re-hash every dataset and compare with the checksums written at encode; NarError
+        naming the store and the first damaged dataset. A store without checksums (an older
+        version wrote it) is an error when ``require``, else a warning (returns False)."""
+        raw = self.attrs.get("content_sha256")
+        if not raw and not require:
+            log.warning("store %s has no content checksum (an older version wrote it); its contents "
+                        "cannot be verified: re-run `nar-cli encode` to add one", self.path)
+            return False
+        if not raw:
+            raise NarError(f"store {self.path} has no content checksum (written by an older version); "
+                           f"{_REENCODE}")
+        try:
+            expected = json.loads(raw)
+        except ValueError:
+            raise NarError(f"store {self.path} has an unreadable content checksum; {_REENCODE}") from None
+        actual = content_digests(self._f)
+        for name in sorted(set(expected) | set(actual)):
+            if expected.get(name) != actual.get(name):
+                what = "is missing" if name not in actual else \
+                    "was not written at encode" if name not in expected else "does not match its checksum"
+                raise NarError(f"store {self.path} is damaged: dataset {name} {what}; {_REENCODE}")
+        return True
 
     @property
     def datasets(self) -> list[str]:
-        return sorted(self._f["data"].keys()) if "data" in self._f else []
+        g = self._f.get("data")
+        return sorted(g.keys()) if isinstance(g, h5py.Group) else []
 
     def has(self, name: str) -> bool:
         return name in self._f

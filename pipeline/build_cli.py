@@ -15,7 +15,7 @@ import click
               help="Output JSON (written atomically).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Keep only the first N records.")
-@click.option("--epochs", type=int, default=108, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=108, show_default=True,
               help="NAS-Bench-101 tfrecord: the training budget to keep.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr.")
@@ -23,10 +23,13 @@ def build(bench, source, out, limit, epochs, progress):
     """Build NAR-schema JSON (NAR's released field names, nesting and order) from SOURCE."""
     from tqdm import tqdm
 
+    from pipeline.atomic import check_output_file
     from pipeline.checksum import write_sidecar
     from pipeline.nar_json import records, write_json
     from pipeline.sources import read_source
 
+    check_output_file(out, "--out")
+    check_output_file(f"{out}.sha256", "--out's checksum file")
     rows = read_source(str(bench), source, limit=limit, epochs=epochs)
     items, keyed = records(rows)
     bar = tqdm(items, total=len(rows), file=sys.stderr, unit="rec", mininterval=0.5,

@@ -21,6 +21,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from cache.store import CACHE_DIR, DATASETS, Store, StoreWriter
+from pipeline.atomic import check_output_file
 from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION, ENCODERS
 from pipeline.errors import NarError, require_path
@@ -113,7 +114,14 @@ def _cache_hit(path: Path, bench: str, digest: str, verified: bool) -> bool:
         return False
     if not same:
         log.info("rebuilding %s: it holds another source, bench or encoder version", path)
-    return same
+        return False
+    try:  # a cache hit is claimed only for intact contents
+        with Store(path) as s:
+            s.verify()
+    except NarError as e:
+        log.warning("rebuilding %s: %s", path, e)
+        return False
+    return True
 
 
 class _CountingReader:
@@ -260,6 +268,7 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     if not skip_sha256:
         verify_sha256(path, bench, digest, sha256)
     target = Path(out) if out is not None else CACHE_DIR / f"{bench}_{digest[:12]}.h5"
+    check_output_file(target, "store")
     if _cache_hit(target, bench, digest, not skip_sha256):
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target

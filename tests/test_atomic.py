@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.atomic import atomic_path, temp_path, write_json_atomic, write_text_atomic
+from pipeline.errors import NarError
 
 
 def test_failed_write_keeps_old_file_and_removes_temp(tmp_path):
@@ -28,7 +29,7 @@ def test_writes_replace_and_create_folders(tmp_path):
 
 
 def test_missing_folder_without_mkdir_raises(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(NarError, match="does not exist"):
         write_text_atomic(tmp_path / "nope" / "x.txt", "text")
 
 
