@@ -73,6 +73,11 @@ def remove_stale_temps(path) -> list[Path]:
     return removed
 
 
+class OutputError(NarError, OSError):
+    """An output could not be written: a NarError (one line for users) that is also an OSError
+    (so callers that tolerate unwritable caches keep doing so)."""
+
+
 def output_error(path, err: OSError, what: str = "output") -> NarError:
     """One clear error for an OS error while writing ``path``."""
     reason = err.strerror or str(err)
@@ -86,7 +91,7 @@ def output_error(path, err: OSError, what: str = "output") -> NarError:
         fix = "free disk space or write elsewhere"
     else:
         fix = "check the path and that its folder is writable"
-    return NarError(f"cannot write {what} {path}: {reason}; {fix}")
+    return OutputError(f"cannot write {what} {path}: {reason}; {fix}")
 
 
 def _nearest_existing(p: Path) -> Path:
@@ -148,11 +153,11 @@ def atomic_path(path, mkdir: bool = False) -> Iterator[Path]:
     on the temporary file or the target become a NarError naming ``path``."""
     path = Path(path)
     if path.is_dir():
-        raise NarError(f"cannot write {path}: it is a directory; give a file path")
+        raise OutputError(f"cannot write {path}: it is a directory; give a file path")
     if mkdir:
         make_dirs(path.parent)
     elif str(path.parent) and not path.parent.is_dir():
-        raise NarError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
+        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
     remove_stale_temps(path)
     tmp = temp_path(path)
     try:

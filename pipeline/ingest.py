@@ -26,6 +26,7 @@ from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION, ENCODERS
 from pipeline.errors import NarError, require_path
 from pipeline.json_split import RecordScanner, SplitFailed, byte_ranges, parse_range, tail_is_closing
+from pipeline.record_checks import DepthGuard, StrictDict, prepare_hash_check
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def scan_source(path, bench: str) -> SourceScan:
     marker = _MARKER[bench]
     state = {"count": 0, "tail": b"", "first": b""}
     scanner = RecordScanner()
+    depth = DepthGuard(path)
 
     def on_block(block: bytes) -> None:
+        depth(block)
         buf = state["tail"] + block
         state["count"] += buf.count(marker)
         state["tail"] = buf[-(len(marker) - 1):]
@@ -173,9 +176,9 @@ def _chunks(path, bench: str, chunk: int):
     with open(path, "rb") as f:
         reader = _CountingReader(f)
         if bench == "101":
-            stream = backend.items(reader, "item", use_float=True, buf_size=_READ_BUF)
+            stream = backend.items(reader, "item", use_float=True, buf_size=_READ_BUF, map_type=StrictDict)
         else:
-            stream = backend.kvitems(reader, "", use_float=True, buf_size=_READ_BUF)
+            stream = backend.kvitems(reader, "", use_float=True, buf_size=_READ_BUF, map_type=StrictDict)
         start, batch = 0, []
         try:
             for rec in stream:
@@ -279,6 +282,8 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     attrs = {"source_path": str(path.resolve()), "source_sha256": digest,
              "sha256_verified": not skip_sha256, "encoder_version": ENCODER_VERSION}
     n = len(scan.ends) if scan.ends is not None else scan.markers
+    if bench == "101":
+        prepare_hash_check(n)
     log.info("encoding %s (NB%s, %d records, %d jobs) -> %s", path, bench, n, n_jobs, target)
     try:
         _write_store(path, target, bench, n, attrs, n_jobs, chunk_records, progress, scan.ends)
