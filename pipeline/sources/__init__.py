@@ -173,6 +173,20 @@ def read_source(bench: str, source: str, limit: int | None = None, epochs: int =
                        f"not {bench}")
     if kind not in KEYWORDS and not Path(source).is_file():
         raise NarError(f"source not found: {source} (check the path)")
+    try:
+        rows = _read(kind, bench, source, limit, epochs)
+    except NarError:
+        raise
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, RecursionError) as e:  # a malformed file that no specific check caught
+        what = {"csv": "table", "tfrecord": "NAS-Bench-101 tfrecord", "pth": "NAS-Bench-201 .pth"}.get(kind, kind)
+        raise NarError(f"{source}: cannot read it as a {what} ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:160]}); check the file (re-download it)") from None
+    check_metrics(rows, source)
+    return rows
+
+
+def _read(kind, bench, source, limit, epochs):
     if kind == "csv":
         from pipeline.sources import csv_table
         return csv_table.read(bench, source, limit=limit)
@@ -187,3 +201,24 @@ def read_source(bench: str, source: str, limit: int | None = None, epochs: int =
         return analognas.read(limit=limit)
     from pipeline.sources import space
     return space.read(limit=limit)
+
+
+# metric -> (low, high) of a valid value; NaN means unknown and is always allowed
+_RANGES = {"avg_training_time": (0, np.inf), "avg_train_accuracy": (0, 1), "avg_validation_accuracy": (0, 1),
+           "avg_test_accuracy": (0, 1), **{m: (0, 100) for m in METRICS_201 if m.endswith("_acc")},
+           **{m: (0, np.inf) for m in METRICS_201 if m.endswith("_latency")}}
+
+
+def check_metrics(rows, source) -> None:
+    """Every metric is NaN (unknown) or a finite value in its range; NarError naming the row
+    (its key) and the field otherwise. Expected parameter counts must fit int64."""
+    keys = rows.hashes if isinstance(rows, Nb101Rows) else rows.arch_index
+    for name, values in rows.metrics.items():
+        v = np.asarray(values, dtype=np.float64)
+        lo, hi = _RANGES.get(name, (-np.inf, np.inf))
+        bad = np.isinf(v) | (v < lo) | (v > hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            unit = "a fraction" if hi == 1 else "a percentage" if hi == 100 else "a number"
+            raise NarError(f"{source}: record {i} ({keys[i]}): {name} is {v[i]!r}; it must be {unit} in "
+                           f"[{lo}, {hi}] (or empty for unknown): fix the source")

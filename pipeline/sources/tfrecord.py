@@ -183,12 +183,16 @@ def iter_runs(path, epochs: int | None = None):
     for n, data in iter_frames(path):
         try:
             h, ep, adj, ops, blob = json.loads(data)
+            if not (isinstance(h, str) and isinstance(adj, str) and isinstance(ops, str)
+                    and isinstance(blob, str) and isinstance(ep, int) and not isinstance(ep, bool)):
+                raise ValueError("expected [hash, epochs, adjacency, ops, metrics] as "
+                                 "[str, int, str, str, base64 str]")
             if epochs is not None and int(ep) != epochs:
                 continue
             yield decode_metrics(base64.b64decode(blob), Run(h, int(ep), adj, ops))
         except NarError:
             raise
-        except (ValueError, TypeError, IndexError, struct.error) as e:
+        except (ValueError, TypeError, IndexError, struct.error, RecursionError) as e:
             raise NarError(f"{path}: record {n}: not a NAS-Bench-101 record ({e}); "
                            f"is this the official tfrecord?") from None
 
