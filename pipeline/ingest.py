@@ -1,7 +1,8 @@
 """NAR cell-information JSON -> HDF5 tensor store, streamed and cached by the file's SHA256.
 
 One pass over the file computes its SHA256 and finds where each record ends
-(``pipeline.json_split``), so the store can be allocated up front; joblib workers then each
+(``pipeline.json_split``), so the store can be allocated up front; worker processes
+(``pipeline.workers``: they die with the command, even on ``kill -9``) then each
 parse (ijson's C backend) and encode (``pipeline.encode``) a byte range of whole records, and
 the main process writes each chunk into the store in file order. Files that cannot be split
 are streamed by one process (the same code as ``n_jobs=1``). Nothing appears at the store
@@ -17,16 +18,16 @@ from pathlib import Path
 
 import ijson
 import numpy as np
-from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from cache.store import CACHE_DIR, DATASETS, Store, StoreWriter
-from pipeline.atomic import check_output_file
+from pipeline.atomic import check_output_file, remove_stale_temps
 from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION, ENCODERS
 from pipeline.errors import NarError, require_path
 from pipeline.json_split import RecordScanner, SplitFailed, byte_ranges, parse_range, tail_is_closing
 from pipeline.record_checks import DepthGuard, StrictDict, prepare_hash_check
+from pipeline.workers import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +201,11 @@ def encode_range(path, bench: str, first: int, n: int, start: int, end: int) -> 
 
 
 def _encoded(path, bench: str, n_jobs: int, chunk: int, ends):
-    """Encoded chunks in file order. With ``n_jobs`` > 1 and record boundaries known, joblib
-    workers each parse and encode a byte range of whole records; else one process streams."""
+    """Encoded chunks in file order. With ``n_jobs`` > 1 and record boundaries known, worker
+    processes each parse and encode a byte range of whole records; else one process streams."""
     if n_jobs > 1 and ends is not None and len(ends) > chunk:  # one chunk: no worker start-up
-        par = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch=f"{2 * n_jobs}")
-        yield from par(delayed(encode_range)(path, bench, *r) for r in byte_ranges(ends, chunk))
+        yield from ordered_map(encode_range, ((str(path), bench, *r) for r in byte_ranges(ends, chunk)),
+                               n_jobs)
         return
     encode = ENCODERS[bench]
     for start, recs in _chunks(path, bench, chunk):
@@ -272,6 +273,7 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
         verify_sha256(path, bench, digest, sha256)
     target = Path(out) if out is not None else CACHE_DIR / f"{bench}_{digest[:12]}.h5"
     check_output_file(target, "store")
+    remove_stale_temps(target)  # left by an encode that was killed
     if _cache_hit(target, bench, digest, not skip_sha256):
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target
