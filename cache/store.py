@@ -165,7 +165,19 @@ class Store:
         try:
             self._f = h5py.File(self.path, "r")
         except OSError as e:
-            raise NarError(f"cannot open store {self.path}: {e} (delete it and re-run `nar-cli encode`)") from e
+            raise NarError(f"cannot open store {self.path}: {' '.join(str(e).split())} "
+                           f"(delete it and re-run `nar-cli encode`)") from e
+        try:
+            self._open()
+        except NarError:
+            self._f.close()
+            raise
+        except Exception as e:  # noqa: BLE001 - any damage to the HDF5 structure
+            self._f.close()
+            raise NarError(f"store {self.path} is damaged ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:120]}); {_REENCODE}") from e
+
+    def _open(self) -> None:
         self.attrs = {k: _plain(v) for k, v in self._f.attrs.items()}
         if self.attrs.get("schema_version") != SCHEMA_VERSION:
             raise NarError(
@@ -174,16 +186,11 @@ class Store:
         self.bench = str(self.attrs.get("bench"))
         n = self.attrs.get("n_archs")
         if self.bench not in DATASETS or not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            self._f.close()
             raise NarError(f"store {self.path} has a bad header (bench {self.attrs.get('bench')!r}, "
                            f"n_archs {n!r}); {_REENCODE}")
         self.n = n
         self._maps: dict[str, np.ndarray] = {}
-        try:
-            self._check_shapes()
-        except NarError:
-            self._f.close()
-            raise
+        self._check_shapes()
 
     def _check_shapes(self) -> None:
         """Cheap consistency check: every dataset has ``n`` rows, keys and features exist."""
@@ -220,7 +227,11 @@ class Store:
             expected = json.loads(raw)
         except ValueError:
             raise NarError(f"store {self.path} has an unreadable content checksum; {_REENCODE}") from None
-        actual = content_digests(self._f)
+        try:
+            actual = content_digests(self._f)
+        except Exception as e:  # noqa: BLE001 - unreadable bytes are damage too
+            raise NarError(f"store {self.path} is damaged: its data cannot be read "
+                           f"({type(e).__name__}); {_REENCODE}") from e
         for name in sorted(set(expected) | set(actual)):
             if expected.get(name) != actual.get(name):
                 what = "is missing" if name not in actual else \
@@ -242,12 +253,16 @@ class Store:
             return self._maps[name]
         if name not in self._f:
             raise NarError(f"store {self.path} has no dataset {name!r}")
-        ds = self._f[name]
-        offset = ds.id.get_offset()
-        if ds.chunks is None and ds.compression is None and offset is not None and ds.size > 0:
-            arr = np.memmap(self.path, mode="r", dtype=ds.dtype, offset=offset, shape=ds.shape)
-        else:
-            arr = ds[...]
+        try:
+            ds = self._f[name]
+            offset = ds.id.get_offset()
+            if ds.chunks is None and ds.compression is None and offset is not None and ds.size > 0:
+                arr = np.memmap(self.path, mode="r", dtype=ds.dtype, offset=offset, shape=ds.shape)
+            else:
+                arr = ds[...]
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise NarError(f"store {self.path}: dataset {name} cannot be read ({type(e).__name__}); "
+                           f"{_REENCODE}") from e
         self._maps[name] = arr
         return arr
 

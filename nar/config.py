@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +141,7 @@ PAPER_201 = {
 }
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 SEED_MAX = 2 ** 32 - 1  # numpy's and LightGBM's generators take 32-bit seeds
 _INT_KEYS_NULLABLE = ("train_batch_size", "val_batch_size")
 
@@ -194,6 +196,8 @@ def _check_type(default, value, key, source, nullable_int=False):
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif isinstance(default, float):
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise NarError(f"config key {key!r} in {source}: {value!r} is not a finite number; "
