@@ -187,9 +187,11 @@ def _chunks(path, bench: str, chunk: int):
                 if len(batch) == chunk:
                     yield start, batch
                     start, batch = start + chunk, []
-        except (ijson.JSONError, UnicodeDecodeError):
+        except (ijson.JSONError, UnicodeDecodeError) as e:
             at = _json_error_offset(path, reader.consumed - reader.last)
-            raise NarError(f"{path} is truncated or not JSON at byte {at}; re-download it "
+            reason = " ".join(str(e).split()[:4]) if "overflow" in str(e) else ""
+            hint = f" ({reason}: numbers must fit a 64-bit integer)" if reason else ""
+            raise NarError(f"{path} is truncated or not JSON at byte {at}{hint}; re-download it "
                            f"(or rebuild it with `nar-cli build`)") from None
         if batch:
             yield start, batch
