@@ -162,11 +162,14 @@ class Store:
         self.path = Path(path)
         if not self.path.exists():
             raise NarError(f"store not found: {self.path} (run `nar-cli encode` first)")
+        if self.path.is_dir():
+            raise NarError(f"store {self.path} is a directory; give the .h5 file that `nar-cli encode` wrote")
         try:
             self._f = h5py.File(self.path, "r")
         except OSError as e:
-            raise NarError(f"cannot open store {self.path}: {' '.join(str(e).split())} "
-                           f"(delete it and re-run `nar-cli encode`)") from e
+            why = " ".join(str(e).split()).split(" (file read failed")[0][:120]
+            raise NarError(f"cannot open store {self.path}: {why} (not an HDF5 store, or damaged: "
+                           f"pass the .h5 file that `nar-cli encode` wrote, or re-run it)") from e
         try:
             self._open()
         except NarError:

@@ -58,7 +58,8 @@ def load(path) -> dict:
         with torch.serialization.safe_globals(_numpy_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise NarError(f"{path}: holds objects other than plain data ({str(e).splitlines()[0]}); "
+        raise NarError(f"{path}: holds objects other than plain data, or is not a torch file "
+                       f"({str(e).splitlines()[0][:80]}); "
                        f"is this an official NAS-Bench-201 file?") from None
     except (RuntimeError, EOFError, OSError) as e:
         raise NarError(f"{path}: cannot load ({e}); is this a complete NAS-Bench-201 .pth "
