@@ -4,6 +4,7 @@ rebuild and use them, stored as tensors and plain Python types only, so that the
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from pathlib import Path
 
@@ -82,8 +83,11 @@ def _check_blob(blob: dict, p: Path) -> None:
             raise bad(f"entry {key!r} is {type(blob.get(key)).__name__}, expected {typ.__name__}")
     if blob["bench"] not in ("101", "201"):
         raise bad(f"bench {blob['bench']!r}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in blob["tier_thresholds"]):
-        raise bad("tier_thresholds are not numbers")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in blob["tier_thresholds"]):
+        raise bad("tier_thresholds are not finite numbers")
+    if not all(isinstance(k, str) for k in (*blob["train_keys"], *blob["val_keys"])):
+        raise bad("train_keys / val_keys must be architecture keys (text)")
     if blob.get("arch", "NAR") == "NAR":
         for key in ("n_arch_patch", "d_patch"):
             if not isinstance(blob.get(key), int) or isinstance(blob.get(key), bool) or blob[key] < 1:

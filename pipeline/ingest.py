@@ -24,7 +24,7 @@ from cache.store import CACHE_DIR, DATASETS, Store, StoreWriter
 from pipeline.atomic import check_output_file, remove_stale_temps
 from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION, ENCODERS
-from pipeline.errors import NarError, require_path
+from pipeline.errors import NarError, other_bench_hint, require_path
 from pipeline.json_split import RecordScanner, SplitFailed, byte_ranges, parse_range, tail_is_closing
 from pipeline.record_checks import DepthGuard, StrictDict, prepare_hash_check
 from pipeline.workers import ordered_map
@@ -282,7 +282,7 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     top, shape = _TOP[bench]
     if scan.first and scan.first in b"[{" and scan.first != top:
         other = "201" if bench == "101" else "101"
-        raise NarError(f"{path} is not NB{bench} data (NB{bench} is {shape}); use --bench {other}?")
+        raise NarError(f"{path} is not NB{bench} data (NB{bench} is {shape}); {other_bench_hint(other)}")
     attrs = {"source_path": str(path.resolve()), "source_sha256": digest,
              "sha256_verified": not skip_sha256, "encoder_version": ENCODER_VERSION}
     n = len(scan.ends) if scan.ends is not None else scan.markers

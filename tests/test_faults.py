@@ -224,3 +224,29 @@ def test_unicode_paths_work_end_to_end(store, tmp_path):
     assert res.exit_code == 0, res.output
     assert len(out.read_text().splitlines()) == 1 + 320
     assert json.loads(json.dumps(str(out)))  # the path round-trips as text
+
+
+# ------------------------------------------------------------------ messages name a fix that exists
+def test_advice_names_options_the_command_has(run, tmp_path, monkeypatch):
+    import pipeline.ingest
+    from tests.test_ingest import nb201_items
+
+    monkeypatch.setattr(pipeline.ingest, "CACHE_DIR", tmp_path / "cache")
+    src = tmp_path / "d.json"
+    src.write_text(json.dumps(dict(nb201_items(5))))
+    args = ["predict", "--checkpoint", run / "ckp_best.pth", "--data_path", src, "--out", tmp_path / "p.csv"]
+    line = fails_cleanly(args, "--skip-sha256")
+    assert "--sha256" in line
+    res = CliRunner().invoke(cli, [str(a) for a in args] + ["--skip-sha256"])  # the advice works
+    assert res.exit_code == 0, res.output
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 1 + 5
+
+
+def test_duplicate_architecture_in_a_table_is_named(tmp_path):
+    from tests.test_fuzz import CSV_HEAD, CSV_ROWS
+
+    table = tmp_path / "t.csv"
+    table.write_text("\n".join([CSV_HEAD, *CSV_ROWS, "7," + CSV_ROWS[1].split(",", 1)[1]]) + "\n")
+    fails_cleanly(["build", "--bench", 201, "--source", table, "--out", tmp_path / "o.json"],
+                  "records 1 and 4 have the same cell", str(table))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]

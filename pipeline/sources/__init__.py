@@ -183,7 +183,25 @@ def read_source(bench: str, source: str, limit: int | None = None, epochs: int =
         raise NarError(f"{source}: cannot read it as a {what} ({type(e).__name__}: "
                        f"{' '.join(str(e).split())[:160]}); check the file (re-download it)") from None
     check_metrics(rows, source)
+    check_unique(rows, source)
     return rows
+
+
+def check_unique(rows, source) -> None:
+    """Each architecture once: NB101 hashes, NB201 indices and cells; NarError naming both."""
+    if isinstance(rows, Nb101Rows):
+        named = [("unique_hash", np.asarray(rows.hashes, dtype="S32"))]
+    else:
+        from pipeline.nb201_space import arch_code
+
+        named = [("arch_index", np.asarray(rows.arch_index)), ("cell (arch_str)", arch_code(rows.ops6))]
+    for what, values in named:
+        order = np.argsort(values, kind="stable")
+        same = np.flatnonzero(values[order][1:] == values[order][:-1])
+        if len(same):
+            i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+            raise NarError(f"{source}: records {i} and {j} have the same {what}; each architecture must "
+                           "appear once: remove one")
 
 
 def _read(kind, bench, source, limit, epochs):
