@@ -171,9 +171,12 @@ def _old_path(out: Path) -> Path:
     return temp_path(out.with_name(out.name + ".old"))
 
 
-def _install(tmp: Path, out: Path) -> None:
+def _install(tmp: Path, out: Path, overwrite: bool) -> None:
     """Move the finished run ``tmp`` onto ``out``; an existing ``out`` is removed after."""
     old = None
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise NarError(f"--save_dir {out} was filled by another run while this one trained; pass "
+                       "--overwrite to replace it, or choose a new folder")
     try:
         if out.is_dir():
             if any(out.iterdir()):
@@ -194,6 +197,10 @@ def check_run_target(out: Path, overwrite: bool) -> None:
     """NarError unless ``out`` can receive a new run: a writable folder that is missing, empty,
     or (with ``overwrite``) holds an earlier run."""
     check_output_dir(out, "--save_dir")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise NarError(f"--save_dir {out} is the current folder or one above it; give a folder of its own "
+                       "for the run (e.g. runs/NAME)")
     if out.is_dir() and not overwrite:
         names = sorted(p.name for p in out.iterdir())
         if names:
@@ -212,7 +219,7 @@ def run_training(config_file, data_path, save_dir, seed=None, overrides=(), sha2
     if seed is not None:
         cfg.seed = int(seed)
         validate_config(cfg, "--seed")
-    out = Path(save_dir)
+    out = Path(os.path.abspath(save_dir))
     check_run_target(out, overwrite)
     prep = prepare(cfg, data_path, sha256=sha256, skip_sha256=skip_sha256)
     prep.store.verify(require=False)
@@ -221,7 +228,7 @@ def run_training(config_file, data_path, save_dir, seed=None, overrides=(), sha2
     tmp = make_dirs(temp_path(out), "run directory")
     try:
         _write_run(prep, tmp, progress)
-        _install(tmp, out)
+        _install(tmp, out, overwrite)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,9 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
@@ -36,6 +38,20 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+@contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in this block (main thread only); the disposition is inherited by the
+    processes spawned in it, and a Ctrl-C pressed meanwhile reaches them all after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _stop(executor: ProcessPoolExecutor) -> None:
     procs = list((getattr(executor, "_processes", None) or {}).values())
     executor.shutdown(wait=False, cancel_futures=True)
@@ -49,17 +65,27 @@ def _stop(executor: ProcessPoolExecutor) -> None:
 
 
 def ordered_map(fn: Callable, tasks: Iterable[tuple], n_jobs: int, prefetch: int = 2) -> Iterator:
-    """``fn(*task)`` for each task, computed by ``n_jobs`` worker processes, yielded in order."""
-    executor = ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"),
-                                   initializer=die_with_parent, initargs=(os.getpid(),))
+    """``fn(*task)`` for each task, computed by ``n_jobs`` worker processes, yielded in order
+    (``n_jobs`` 1: in this process, no worker)."""
+    if n_jobs <= 1:
+        for task in tasks:
+            yield fn(*task)
+        return
     pending: deque = deque()
     finished = False
+    it = iter(tasks)
+    with _sigint_ignored():  # workers start with SIGINT ignored: no traceback from a starting worker
+        executor = ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"),
+                                       initializer=die_with_parent, initargs=(os.getpid(),))
+        try:
+            for task in it:
+                pending.append(executor.submit(fn, *task))
+                if len(pending) >= prefetch * n_jobs:
+                    break
+        except BaseException:
+            _stop(executor)
+            raise
     try:
-        it = iter(tasks)
-        for task in it:
-            pending.append(executor.submit(fn, *task))
-            if len(pending) >= prefetch * n_jobs:
-                break
         while pending:
             result = pending.popleft().result()
             task = next(it, None)

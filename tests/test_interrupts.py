@@ -37,10 +37,10 @@ def json201(tmp_path_factory):
     return path
 
 
-def _cli(*args):
+def _cli(*args, group=False):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, str(REPO / "cli.py"), *map(str, args)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=group)
 
 
 def _children(pid: int) -> list[int]:
@@ -99,6 +99,21 @@ def test_encode_killed_leaves_nothing_partial(json201, tmp_path, sig):
         s.verify()
         assert s.n == 6000
     assert _temps(tmp_path) == []  # a killed run's temporary store is removed by the next run
+
+
+def test_ctrl_c_to_the_whole_process_group_is_one_line(json201, tmp_path):
+    """A terminal's Ctrl-C reaches the command and its workers: still one line, nothing left."""
+    out = tmp_path / "s.h5"
+    proc = _cli("encode", "--bench", 201, "--data_path", json201, "--out", out, "--skip-sha256", "--n_jobs", 2,
+                group=True)
+    time.sleep(float(RNG.uniform(1.0, 3.0)))
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    if proc.returncode != 0:
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("error: interrupted by SIGINT")
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_concurrent_encodes_of_one_input_end_with_one_valid_store(json201, tmp_path):
