@@ -323,7 +323,7 @@ def parse_override(text: str) -> dict:
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise NarError(f"--set {text!r}: value is not valid YAML ({e})") from e
     out: dict = {}
     node = out
@@ -371,7 +371,7 @@ def load_config(path=None, overrides=(), bench: str | None = None) -> Config:
             raise NarError(f"cannot read config file {p}: {e.strerror or e}") from None
         try:
             values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
             raise NarError(f"config file {p} is not valid YAML: {' '.join(str(e).split())}") from e
         if not isinstance(values, dict):
             raise NarError(f"config file {p} must hold a mapping of keys to values, got {str(values)[:60]!r}")

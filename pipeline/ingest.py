@@ -160,6 +160,17 @@ class _ByteFeeder(_CountingReader):
 
 def _json_error_offset(path, window_start: int) -> int:
     """Byte offset at which the JSON in ``path`` stops being valid (its length if truncated)."""
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+    if limit is not None:  # ijson's C backend crashes when Python refuses a long integer literal
+        sys.set_int_max_str_digits(0)  # (DepthGuard keeps every literal under a few KiB)
+    try:
+        return _locate_json_error(path, window_start)
+    finally:
+        if limit is not None:
+            sys.set_int_max_str_digits(limit)
+
+
+def _locate_json_error(path, window_start: int) -> int:
     with open(path, "rb") as f:
         feeder = _ByteFeeder(f, max(0, window_start))
         try:

@@ -13,6 +13,8 @@ from pipeline.errors import NarError
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 64          # NAR records nest 4 levels; anything far deeper is hostile or broken
+MAX_RECORD_BYTES = 4 << 20  # NAR records are 2-4 KB; a larger one is broken or hostile
+MAX_GAP_BYTES = 3 << 10  # NAR JSON has a bracket every 300-600 bytes (measured on NAR's examples)
 INT64_MAX = 2 ** 63 - 1
 _OPEN = np.zeros(256, np.int8)
 _OPEN[[ord("["), ord("{")]] = 1
@@ -21,23 +23,54 @@ _OPEN[[ord("]"), ord("}")]] = -1
 
 class DepthGuard:
     """Feed the raw bytes of a JSON file block by block; NarError as soon as the bracket
-    nesting exceeds ``MAX_DEPTH`` (counted on raw bytes: NAR strings hold no brackets, so
-    this is exact for NAR files and an upper bound for others). Runs before any parser."""
+    nesting exceeds ``MAX_DEPTH`` or one top-level record (the bytes spent at depth >= 2)
+    exceeds ``MAX_RECORD_BYTES``. Counted on raw bytes: NAR strings hold no brackets, so this
+    is exact for NAR files and conservative for others. At most ``MAX_GAP_BYTES`` may pass
+    without a bracket (bounds every single value). Runs before any parser, so a hostile
+    file costs a read, never unbounded memory."""
 
-    def __init__(self, path, limit: int = MAX_DEPTH):
-        self.path, self.limit, self.depth, self.offset = path, limit, 0, 0
+    def __init__(self, path, limit: int = MAX_DEPTH, record_bytes: int = MAX_RECORD_BYTES,
+                 gap_bytes: int = MAX_GAP_BYTES):
+        self.path, self.limit, self.record_bytes, self.gap_bytes = path, limit, record_bytes, gap_bytes
+        self.depth, self.offset, self.top_at = 0, 0, 0  # top_at: last byte seen at depth <= 1
+        self.last_bracket = 0
 
     def __call__(self, block: bytes) -> None:
         b = np.frombuffer(block, np.uint8)
-        if len(b):
-            d = self.depth + np.cumsum(_OPEN[b], dtype=np.int64)
-            top = int(d.max())
-            if top > self.limit:
-                at = self.offset + int(np.argmax(d > self.limit))
+        pos = np.flatnonzero((b == 91) | (b == 93) | (b == 123) | (b == 125))  # [ ] { }
+        ends = np.concatenate([[self.last_bracket], self.offset + pos, [self.offset + len(b)]])
+        gaps = np.diff(ends)
+        if len(gaps) and int(gaps.max()) > self.gap_bytes:
+            start = int(ends[int(np.argmax(gaps))])
+            raise NarError(f"{self.path}: near byte {start}, {self.gap_bytes >> 10} KiB pass without a bracket "
+                           "(a huge value); NAR JSON is short values in nested objects: the file is broken "
+                           "or not NAR JSON")
+        if len(pos):
+            self.last_bracket = self.offset + int(pos[-1])
+        if len(pos):  # depth changes only at brackets: work on those alone
+            d = self.depth + np.cumsum(_OPEN[b[pos]], dtype=np.int64)
+            if int(d.max()) > self.limit:
+                at = self.offset + int(pos[np.argmax(d > self.limit)])
                 raise NarError(f"{self.path}: JSON nested deeper than {self.limit} levels at byte {at}; "
                                "NAR records nest 4 levels: this is not a NAR cell-information file")
+            tops = self.offset + pos[d <= 1]
             self.depth = int(d[-1])
-        self.offset += len(b)
+        else:
+            tops = pos
+        end = self.offset + len(b)
+        marks = np.concatenate([[self.top_at], tops, [end]]) if self.depth > 1 else \
+            np.concatenate([[self.top_at], tops])
+        gaps = np.diff(marks)
+        if len(gaps) and int(gaps.max()) > self.record_bytes:
+            start = int(marks[int(np.argmax(gaps))])
+            raise NarError(f"{self.path}: the record starting near byte {start} is larger than "
+                           f"{self.record_bytes >> 20} MiB; NAR records are a few KB: the file is "
+                           "broken or not a NAR cell-information file")
+        if len(tops):
+            self.top_at = int(tops[-1])
+        if self.depth <= 1:
+            self.top_at = end
+        self.offset = end
 
 
 class StrictDict(dict):

@@ -31,6 +31,7 @@ from pipeline.sources.crc32c import crc32c, crc32c_many, mask
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<QI")
+MAX_RECORD_BYTES = 16 << 20
 _CRC = struct.Struct("<I")
 _DOUBLE = struct.Struct("<d")
 _EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
@@ -92,6 +93,9 @@ def _chunk(path, mm, buf, size, pos, rec, chunk_records):
             raise NarError(f"{path}: record {n}: short read in the length header "
                            f"({size - pos} bytes left); the file is truncated")
         length, lcrc = _HEADER.unpack_from(mm, pos)
+        if length > MAX_RECORD_BYTES and mask(crc32c(mm[pos:pos + 8])) == lcrc:
+            raise NarError(f"{path}: record {n}: {length} bytes announced; NAS-Bench-101 records "
+                           f"are a few KB (at most {MAX_RECORD_BYTES >> 20} MiB read): the file is corrupt")
         end = pos + 12 + length + 4
         if end > size:
             if mask(crc32c(mm[pos:pos + 8])) != lcrc:
