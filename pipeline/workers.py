@@ -19,7 +19,10 @@ import threading
 from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator
+
+from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -87,7 +90,11 @@ def ordered_map(fn: Callable, tasks: Iterable[tuple], n_jobs: int, prefetch: int
             raise
     try:
         while pending:
-            result = pending.popleft().result()
+            try:
+                result = pending.popleft().result()
+            except BrokenProcessPool as e:
+                raise NarError(f"a worker process died unexpectedly ({e}; killed, or out of memory?); "
+                               "rerun, with fewer jobs if memory is short") from None
             task = next(it, None)
             if task is not None:
                 pending.append(executor.submit(fn, *task))
