@@ -177,8 +177,7 @@ def read_source(bench: str, source: str, limit: int | None = None, epochs: int =
         rows = _read(kind, bench, source, limit, epochs)
     except NarError:
         raise
-    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, RecursionError) as e:  # a malformed file that no specific check caught
+    except Exception as e:  # noqa: BLE001 - a malformed file that no specific check caught
         what = {"csv": "table", "tfrecord": "NAS-Bench-101 tfrecord", "pth": "NAS-Bench-201 .pth"}.get(kind, kind)
         raise NarError(f"{source}: cannot read it as a {what} ({type(e).__name__}: "
                        f"{' '.join(str(e).split())[:160]}); check the file (re-download it)") from None

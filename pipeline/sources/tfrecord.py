@@ -227,6 +227,10 @@ def read(path, epochs: int = 108, limit: int | None = None) -> Nb101Rows:
         sums[2] += f.validation_accuracy
         sums[3] += f.test_accuracy
     if not cells:
+        import os
+
+        if os.path.getsize(path) == 0:
+            raise NarError(f"{path} is empty; give the NAS-Bench-101 .tfrecord file (re-download it)")
         raise NarError(f"{path}: no runs at {epochs} epochs; pick another --epochs budget")
     hashes = list(cells)[:limit] if limit else list(cells)
     first = [cells[h] for h in hashes]
