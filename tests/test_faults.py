@@ -250,3 +250,21 @@ def test_duplicate_architecture_in_a_table_is_named(tmp_path):
     fails_cleanly(["build", "--bench", 201, "--source", table, "--out", tmp_path / "o.json"],
                   "records 1 and 4 have the same cell", str(table))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_damaged_store_is_not_a_cache_hit(tmp_path):
+    from pipeline.ingest import ingest
+    from tests.test_ingest import nb201_items
+
+    src = tmp_path / "d.json"
+    src.write_text(json.dumps(dict(nb201_items(5))))
+    out = ingest(src, "201", out=tmp_path / "s.h5", skip_sha256=True, n_jobs=1)
+    with Store(out) as s:
+        good = np.array(s.data("cifar10", "features"))
+    _overwrite(out, "data/cifar10/features", 7.0)   # finite garbage: only the checksum sees it
+    with pytest.raises(NarError, match="data/cifar10/features does not match its checksum"):
+        Store(out).verify()
+    assert ingest(src, "201", out=out, skip_sha256=True, n_jobs=1) == out  # rebuilt, not reused
+    with Store(out) as s:
+        s.verify()
+        assert np.array_equal(np.array(s.data("cifar10", "features")), good)
