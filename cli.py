@@ -1,25 +1,95 @@
 """``nar-cli``: the command-line entry point. Each command lives beside the code it drives;
-this file only assembles the group and turns user-facing errors into one line and exit 2."""
+this file only assembles the group and turns every failure into one line on stderr:
+``error: ...`` and exit 2 for user-facing errors (bad input, unwritable outputs), exit 130 /
+143 on SIGINT / SIGTERM (after the temporary files are removed), and for anything unexpected
+one ``error: internal error`` line (exit 1; ``-v`` prints the traceback)."""
 import logging
 import os
+import signal
 import sys
+import traceback
 
 import click
 
 from pipeline.errors import NarError
 
+EXIT_USER, EXIT_INTERNAL = 2, 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM delivered as an exception, so that ``finally`` blocks remove temporary files."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM (and SIGHUP) unwind the stack like Ctrl-C, running every cleanup."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                signal.signal(sig, _on_signal)
+            except ValueError:  # not the main thread (e.g. a test runner's worker thread)
+                pass
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _os_error_line(e: OSError) -> str:
+    where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    reason = e.strerror or str(e)
+    return f"{where}: {reason}; check the path and its permissions" if where else \
+        f"{reason}; check the paths given and their permissions"
+
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except NarError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            click.echo(f"error: {_one_line(e)}", err=True)
+            sys.exit(EXIT_USER)
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            name = signal.Signals(signum).name if signum in iter(signal.Signals) else str(signum)
+            click.echo(f"error: interrupted by {name}; temporary files were removed, "
+                       "earlier outputs are unchanged", err=True)
+            sys.exit(128 + int(signum))
+        except OSError as e:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"error: {_one_line(_os_error_line(e))}", err=True)
+            sys.exit(EXIT_USER)
+        except UnicodeDecodeError as e:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"error: an input is not UTF-8 text ({_one_line(e)}); convert it to UTF-8",
+                       err=True)
+            sys.exit(EXIT_USER)
+        except MemoryError:
+            click.echo("error: out of memory; use smaller inputs or sizes", err=True)
+            sys.exit(EXIT_USER)
+        except Exception as e:  # noqa: BLE001 - last resort: one line, never a traceback
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"error: internal error: {type(e).__name__}: {_one_line(e)[:300]}; "
+                       "rerun with -v for the traceback", err=True)
+            sys.exit(EXIT_INTERNAL)
 
 
 @click.group(cls=_Group)
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages (and tracebacks of internal errors).")
 @click.option("--cache-dir", "cache", default=None, type=click.Path(file_okay=False),
               help="Folder of the stores every command writes or reuses (sets $NAR_CACHE_DIR; "
                    "default ./cache of the working directory).")
@@ -45,6 +115,7 @@ _register()
 
 
 def main():
+    install_signal_handlers()
     cli(prog_name="nar-cli")
 
 

@@ -4,6 +4,7 @@ rebuild and use them, stored as tensors and plain Python types only, so that the
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from pathlib import Path
 
@@ -63,8 +64,43 @@ def load_checkpoint(path) -> dict:
         raise NarError(f"{p} is not a NAR checkpoint; pass a ckp_*.pth file written by `nar-cli train`")
     if blob.get("version") != VERSION:
         raise NarError(f"checkpoint {p} has version {blob.get('version')}, this version reads {VERSION}")
+    _check_blob(blob, p)
     blob["path"] = str(p)
     return blob
+
+
+_META_TYPES = {"config": dict, "bench": str, "dataset": str, "label": str, "tier_thresholds": list,
+               "train_keys": list, "val_keys": list, "store_fingerprint": str}
+
+
+def _check_blob(blob: dict, p: Path) -> None:
+    """NarError unless the checkpoint's entries have the structure this version writes."""
+    def bad(what):
+        return NarError(f"checkpoint {p} is damaged or not written by `nar-cli train`: {what}; "
+                        "retrain it with `nar-cli train`")
+    for key, typ in _META_TYPES.items():
+        if not isinstance(blob.get(key), typ):
+            raise bad(f"entry {key!r} is {type(blob.get(key)).__name__}, expected {typ.__name__}")
+    if blob["bench"] not in ("101", "201"):
+        raise bad(f"bench {blob['bench']!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in blob["tier_thresholds"]):
+        raise bad("tier_thresholds are not finite numbers")
+    if not all(isinstance(k, str) for k in (*blob["train_keys"], *blob["val_keys"])):
+        raise bad("train_keys / val_keys must be architecture keys (text)")
+    if blob.get("arch", "NAR") == "NAR":
+        for key in ("n_arch_patch", "d_patch"):
+            if not isinstance(blob.get(key), int) or isinstance(blob.get(key), bool) or blob[key] < 1:
+                raise bad(f"entry {key!r} is {blob.get(key)!r}")
+        members = blob.get("members")
+        if not isinstance(members, list) or not members or not all(
+                isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                            for k, v in m.items()) for m in members):
+            raise bad("'members' must be a non-empty list of weight dictionaries")
+        if any(not torch.isfinite(v).all() for m in members for v in m.values() if v.is_floating_point()):
+            raise bad("weights hold NaN or infinite values")
+    elif "model" not in blob or not isinstance(blob.get("score_thresholds"), list):
+        raise bad("a baseline checkpoint needs 'model' and 'score_thresholds'")
 
 
 def resolve_checkpoint(run_dir, name: str) -> Path:

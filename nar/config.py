@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,10 +127,54 @@ class Config:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _check_type(default, value, key, source):
-    """Coerce ``value`` to the type of ``default``; NarError when impossible."""
-    if default is None or value is None:
-        return value
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+SEED_MAX = 2 ** 32 - 1  # numpy's and LightGBM's generators take 32-bit seeds
+_INT_KEYS_NULLABLE = ("train_batch_size", "val_batch_size")
+
+# Range of every numeric key: (low, high, low excluded, high excluded); None = unbounded.
+_AT_LEAST_1 = (1, None, False, False)
+_AT_LEAST_0 = (0, None, False, False)
+_POSITIVE = (0, None, True, False)
+_FRACTION = (0, 1, False, False)
+_SIZE = (1, 1 << 16, False, False)      # model widths and counts: beyond this, memory runs out
+_MANY = (1, 10 ** 7, False, False)      # per-iteration sample counts
+RANGES = {
+    "seed": (0, SEED_MAX, False, False), "max_edges": _AT_LEAST_1, "train_size": _AT_LEAST_1,
+    "val_size": _AT_LEAST_1, "data_loader_workers": _AT_LEAST_0, "batch_size": _AT_LEAST_1,
+    "train_batch_size": _AT_LEAST_1, "val_batch_size": _AT_LEAST_1, "start_epochs": _AT_LEAST_0,
+    "ranker_epochs": _AT_LEAST_1, "sampler_epochs": _AT_LEAST_0, "validate_freq": _AT_LEAST_1,
+    "bins": (2, 10_000, False, False), "loss_factor": _AT_LEAST_0, "swa_epochs": _AT_LEAST_0,
+    "n_ensemble": (1, 1000, False, False),
+    "ranker.n_tier": (2, None, False, False), "ranker.n_arch_patch": _SIZE,
+    "ranker.d_patch": _SIZE, "ranker.d_patch_vec": _SIZE, "ranker.d_model": _SIZE,
+    "ranker.d_ffn_inner": _SIZE, "ranker.d_tier_prj_inner": _SIZE,
+    "ranker.n_layers": _SIZE, "ranker.n_head": _SIZE, "ranker.d_k": _SIZE,
+    "ranker.d_v": _SIZE, "ranker.dropout": (0, 1, False, True), "ranker.n_position": (1, 1 << 20, False, False),
+    "ranker.d_val_acc_prj_inner": _SIZE, "ranker.op_onehot": (0, 256, False, False),
+    "optimizer.beta1": (0, 1, False, True), "optimizer.beta2": (0, 1, False, True),
+    "optimizer.eps": _POSITIVE, "optimizer.weight_decay": _AT_LEAST_0,
+    "lr_scheduler.lr_mul": _POSITIVE, "lr_scheduler.n_warmup_steps": _AT_LEAST_1,
+    "sampler.top_tier": _AT_LEAST_1, "sampler.last_tier": _AT_LEAST_1,
+    "sampler.batch_factor": _FRACTION, "sampler.reuse_step": _MANY,
+    "sampler.max_trails": _MANY, "sampler.noisy_factor": _FRACTION,
+    "sampler.flops_kl_thred": _AT_LEAST_0, "sampler.params_kl_thred": _AT_LEAST_0,
+    "sampler.edges_kl_thred": _AT_LEAST_0, "sampler.sample_size": _MANY,
+    "sampler.search_size": _MANY, "sampler.top_k": _MANY,
+    "sampler.strict_lookups": _MANY, "sampler.strict_iterations": _AT_LEAST_0,
+    "sampler.strict_val_margin": _AT_LEAST_0, "sampler.kl_eps": _POSITIVE,
+    "sampler.population": (2, 10 ** 7, False, False), "sampler.tournament": _AT_LEAST_1,
+    "sampler.init_size": _MANY, "sampler.query_step": _MANY,
+    "sampler.finetune_epochs": _AT_LEAST_0,
+}
+
+
+def _check_type(default, value, key, source, nullable_int=False):
+    """Coerce ``value`` to the type of ``default``; NarError when impossible. A bool is not a
+    number, a number is not a bool, and floats must be finite."""
+    if value is None and (default is None or nullable_int):
+        return None
+    if default is None and nullable_int:
+        default = 0
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -138,7 +184,12 @@ def _check_type(default, value, key, source):
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif isinstance(default, float):
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise NarError(f"config key {key!r} in {source}: {value!r} is not a finite number; "
+                               "fix the value")
             return float(value)
     elif isinstance(default, str):
         if isinstance(value, str):
@@ -146,13 +197,16 @@ def _check_type(default, value, key, source):
     elif isinstance(default, dict):
         if isinstance(value, dict):
             return dict(value)
-    raise NarError(f"config key {key!r} in {source}: expected {type(default).__name__}, got {value!r}; "
-                   "fix the value")
+    elif default is None:
+        return value
+    want = "int or null" if nullable_int else type(default).__name__
+    raise NarError(f"config key {key!r} in {source}: expected {want}, got {value!r}; fix the value")
 
 
-def _apply(obj, values: dict, source: str, prefix: str = "") -> None:
+def _apply(obj, values: dict, source: str, prefix: str = "", origins: dict | None = None) -> None:
     if not isinstance(values, dict):
-        raise NarError(f"config section {prefix.rstrip('.') or '<top>'} in {source} must be a mapping")
+        raise NarError(f"config section {prefix.rstrip('.') or '<top>'} in {source} must be a mapping "
+                       f"of keys to values, got {str(values)[:60]!r}")
     names = {f.name for f in dataclasses.fields(obj)}
     for key, value in values.items():
         full = f"{prefix}{key}"
@@ -160,56 +214,98 @@ def _apply(obj, values: dict, source: str, prefix: str = "") -> None:
             raise NarError(f"unknown config key {full!r} in {source}; known keys: {', '.join(sorted(names))}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
-            _apply(current, value, source, f"{full}.")
+            _apply(current, value, source, f"{full}.", origins)
         else:
-            setattr(obj, key, _check_type(current, value, full, source))
+            setattr(obj, key, _check_type(current, value, full, source, full in _INT_KEYS_NULLABLE))
+            if origins is not None:
+                origins[full] = source
 
 
-def _validate(cfg: Config, source: str) -> None:
+def _get(cfg: Config, key: str):
+    obj = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _check_range(cfg: Config, key: str, source) -> None:
+    value = _get(cfg, key)
+    if value is None:
+        return
+    lo, hi, lo_open, hi_open = RANGES[key]
+    low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+    high_bad = hi is not None and (value >= hi if hi_open else value > hi)
+    if low_bad or high_bad:
+        lo_s = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+        hi_s = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
+        raise NarError(f"config key {key!r} in {source(key)}: {value!r} is out of range; it must be "
+                       f"{' and '.join(x for x in (lo_s, hi_s) if x)}")
+
+
+def _validate(cfg: Config, source: str, origins: dict | None = None) -> None:
+    """``origins`` (key -> file or --set) lets each message name where the bad value came from."""
+    def src(key: str) -> str:
+        return (origins or {}).get(key, source)
+
+    for key in RANGES:  # ranges first, so each message names the key that is wrong
+        _check_range(cfg, key, src)
+    if cfg.seed + cfg.n_ensemble > SEED_MAX:
+        raise NarError(f"config key 'seed' in {src('seed')}: {cfg.seed} with n_ensemble {cfg.n_ensemble} uses "
+                       f"seeds up to {cfg.seed + cfg.n_ensemble}; keep seed <= {SEED_MAX - cfg.n_ensemble}")
     try:
         space = space_class(cfg.space)
     except NarError:
-        raise NarError(f"config key 'space' in {source}: {cfg.space!r}; use one of "
+        raise NarError(f"config key 'space' in {src('space')}: {cfg.space!r}; use one of "
                        f"{', '.join(list_spaces())} (or nasbench for NB101)") from None
     aliases = {"cifar10-valid": "cifar10", "imagenet16-120": "imagenet16", "ImageNet16-120": "imagenet16"}
     cfg.network_type = aliases.get(cfg.network_type, cfg.network_type)
     if cfg.network_type not in NETWORK_TYPES:
-        raise NarError(f"config key 'network_type' in {source}: {cfg.network_type!r}; "
+        raise NarError(f"config key 'network_type' in {src('network_type')}: {cfg.network_type!r}; "
                        f"use one of {', '.join(NETWORK_TYPES)}")
     if cfg.feature_scale not in FEATURE_SCALES:
-        raise NarError(f"config key 'feature_scale' in {source}: {cfg.feature_scale!r}; "
+        raise NarError(f"config key 'feature_scale' in {src('feature_scale')}: {cfg.feature_scale!r}; "
                        f"use one of {', '.join(FEATURE_SCALES)}")
-    if not 0 <= cfg.swa_epochs <= cfg.ranker_epochs:
-        raise NarError(f"config key 'swa_epochs' in {source}: {cfg.swa_epochs}; use 0 (off) .. ranker_epochs")
+    if cfg.swa_epochs > cfg.ranker_epochs:
+        raise NarError(f"config key 'swa_epochs' in {src('swa_epochs')}: {cfg.swa_epochs} > ranker_epochs "
+                       f"{cfg.ranker_epochs}; use 0 (off) .. ranker_epochs")
+    if cfg.start_epochs >= cfg.ranker_epochs:
+        raise NarError(f"config key 'start_epochs' in {src('start_epochs')}: {cfg.start_epochs} >= ranker_epochs "
+                       f"{cfg.ranker_epochs}; nothing would be trained: lower start_epochs")
     if cfg.rank_loss not in ("pairwise", "listmle"):
-        raise NarError(f"config key 'rank_loss' in {source}: {cfg.rank_loss!r}; use pairwise or listmle")
+        raise NarError(f"config key 'rank_loss' in {src('rank_loss')}: {cfg.rank_loss!r}; use pairwise or listmle")
     if cfg.augment not in AUGMENTS:
-        raise NarError(f"config key 'augment' in {source}: {cfg.augment!r}; use one of {', '.join(AUGMENTS)}")
+        raise NarError(f"config key 'augment' in {src('augment')}: {cfg.augment!r}; use one of {', '.join(AUGMENTS)}")
     if cfg.augment not in space.augments:
-        raise NarError(f"config key 'augment' in {source}: {cfg.augment!r} is not available for space "
+        raise NarError(f"config key 'augment' in {src('augment')}: {cfg.augment!r} is not available for space "
                        f"{cfg.space!r} (it has {', '.join(space.augments)}); use augment none")
     if cfg.max_edges != Config.max_edges and cfg.max_edges != space.max_edges:
-        raise NarError(f"config key 'max_edges' in {source}: {cfg.max_edges}; the edge limit of space "
+        raise NarError(f"config key 'max_edges' in {src('max_edges')}: {cfg.max_edges}; the edge limit of space "
                        f"{cfg.space!r} is {space.max_edges} (the space's, not configurable); drop the key")
     if cfg.strategy not in ("val_acc", "test_acc"):
-        raise NarError(f"config key 'strategy' in {source}: {cfg.strategy!r}; use val_acc or test_acc")
+        raise NarError(f"config key 'strategy' in {src('strategy')}: {cfg.strategy!r}; use val_acc or test_acc")
     if cfg.target not in ("val_acc", "test_acc"):
-        raise NarError(f"config key 'target' in {source}: {cfg.target!r}; use val_acc or test_acc")
+        raise NarError(f"config key 'target' in {src('target')}: {cfg.target!r}; use val_acc or test_acc")
     if cfg.device not in ("auto", "cpu", "cuda"):
-        raise NarError(f"config key 'device' in {source}: {cfg.device!r}; use auto, cpu or cuda")
-    r = cfg.ranker
-    for key in ("n_tier", "n_arch_patch", "d_patch", "d_model", "n_layers", "n_head", "d_k", "d_v"):
-        if getattr(r, key) < 1:
-            raise NarError(f"config key 'ranker.{key}' in {source} must be >= 1")
-    if r.n_tier < 2:
-        raise NarError(f"config key 'ranker.n_tier' in {source} must be >= 2")
-    if r.op_onehot < 0:
-        raise NarError(f"config key 'ranker.op_onehot' in {source} must be >= 0 (0 = off)")
+        raise NarError(f"config key 'device' in {src('device')}: {cfg.device!r}; use auto, cpu or cuda")
+    r, sm = cfg.ranker, cfg.sampler
     if r.n_position < r.n_arch_patch:
-        raise NarError(f"config key 'ranker.n_position' in {source} must be >= n_arch_patch")
-    for key in ("train_size", "val_size", "batch_size", "ranker_epochs", "validate_freq", "n_ensemble"):
-        if getattr(cfg, key) < 1:
-            raise NarError(f"config key {key!r} in {source} must be >= 1")
+        raise NarError(f"config key 'ranker.n_position' in {src('ranker.n_position')}: {r.n_position} < ranker.n_arch_patch "
+                       f"{r.n_arch_patch}; it must be >= n_arch_patch")
+    if not sm.top_tier <= sm.last_tier <= r.n_tier:
+        raise NarError(f"config keys 'sampler.top_tier' {sm.top_tier} and 'sampler.last_tier' {sm.last_tier} "
+                       f"in {src('sampler.last_tier')}: need 1 <= top_tier <= last_tier <= ranker.n_tier ({r.n_tier})")
+    if sm.tournament > sm.population:
+        raise NarError(f"config key 'sampler.tournament' in {src('sampler.tournament')}: {sm.tournament} > sampler.population "
+                       f"{sm.population}; use a tournament no larger than the population")
+    nodes = cfg.node_type_dict
+    if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+               for k, v in nodes.items()):
+        raise NarError(f"config key 'node_type_dict' in {src('node_type_dict')}: must map op names to integer codes")
+
+
+def validate_config(cfg: Config, source: str = "the config") -> None:
+    """Check every key of ``cfg`` for range and meaning; NarError naming the key."""
+    _validate(cfg, source)
 
 
 def parse_override(text: str) -> dict:
@@ -219,7 +315,7 @@ def parse_override(text: str) -> dict:
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise NarError(f"--set {text!r}: value is not valid YAML ({e})") from e
     out: dict = {}
     node = out
@@ -258,19 +354,30 @@ def load_config(path=None, overrides=(), bench: str | None = None) -> Config:
         p = Path(path)
         if not p.exists():
             raise NarError(f"config file not found: {p}; pass an existing --config_file")
+        if not p.is_file():
+            raise NarError(f"config file {p} is not a file; pass a YAML file as --config_file")
         try:
-            values = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise NarError(f"config file {p} is not valid YAML: {e}") from e
+            text = p.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise NarError(f"config file {p} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        except OSError as e:
+            raise NarError(f"cannot read config file {p}: {e.strerror or e}") from None
+        try:
+            values = yaml.safe_load(text) or {}
+        except (yaml.YAMLError, ValueError, RecursionError) as e:
+            raise NarError(f"config file {p} is not valid YAML: {' '.join(str(e).split())}") from e
+        if not isinstance(values, dict):
+            raise NarError(f"config file {p} must hold a mapping of keys to values, got {str(values)[:60]!r}")
         space = values.get("space", "nasbench") if isinstance(values, dict) else "nasbench"
         try:
             cfg = default_config(space)
         except NarError:
             cfg = default_config(None)  # _apply/_validate below name the bad key and file
         _apply(cfg, values, str(p))
+    origins: dict = {}
     for ov in overrides or ():
-        _apply(cfg, parse_override(ov) if isinstance(ov, str) else ov, "--set")
-    _validate(cfg, str(path) if path else "defaults")
+        _apply(cfg, parse_override(ov) if isinstance(ov, str) else ov, "--set", origins=origins)
+    _validate(cfg, str(path) if path else "defaults", origins)
     if bench is not None and cfg.bench != bench_of(bench):
         raise NarError(f"config {path or 'defaults'} is for space {cfg.space!r} (NB{cfg.bench}) but the "
                        f"data is NB{bench_of(bench)}; use a config with space "

@@ -14,7 +14,7 @@ from nar.data import check_features, label_array, open_store, store_fingerprint,
 from nar.harness import _attach_log, _detach_log
 from nar.metrics import assign_tiers
 from nar.train import predict_batched
-from pipeline.atomic import atomic_path, write_json_atomic
+from pipeline.atomic import atomic_path, check_output_file, write_json_atomic
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,14 @@ def _metrics(score, target, pred_tier, true_tier) -> dict:
 
 
 def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=None,
-             save_file_name="test.log", overrides=()) -> dict:
+             save_file_name="test.log", overrides=(), sha256=None, skip_sha256=False) -> dict:
     """Evaluate a checkpoint of ``run_dir`` on ``data_path``; writes results.json and the log.
     Without ``config_file`` the checkpoint's own config is used (``overrides`` apply to it)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NarError(f"run directory not found: {run_dir}; pass the --save_dir of `nar-cli train`")
+    for name, option in ((save_file_name, "--save_file_name"), ("results.json", "--save_dir")):
+        check_output_file(run_dir / name, option)
     blob = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
     if config_file is None:
         cfg = load_config(None, [blob["config"], *overrides])
@@ -55,7 +57,7 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
     if seed is not None:
         cfg.seed = int(seed)
     check_compatible(blob, cfg)
-    store = open_store(data_path, cfg.bench)
+    store = open_store(data_path, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)
     dataset = blob["dataset"]
     target, target_name = target_array(store, dataset, cfg.target)
     try:
@@ -87,15 +89,18 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
     return results
 
 
-def run_predict(checkpoint, data_path, out) -> Path:
+def run_predict(checkpoint, data_path, out, sha256=None, skip_sha256=False) -> Path:
     """Write key, tier, score, rank (1 = best score) of every architecture to ``out`` (CSV)."""
+    check_output_file(out, "--out")
     blob = load_checkpoint(checkpoint)
     cfg = config_from_dict(blob["config"], f"checkpoint {checkpoint}")
-    store = open_store(data_path, cfg.bench)
+    store = open_store(data_path, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)
     tier, score = score_store(blob, store)
     rank = np.empty(len(score), np.int64)
     rank[np.argsort(-score, kind="stable")] = np.arange(1, len(score) + 1)
     keys = store_keys(store)
+    if not len(keys) == len(tier) == len(score):  # the store's length checks make this unreachable
+        raise NarError(f"store {store.path}: {len(keys)} keys for {len(score)} scores; re-run `nar-cli encode`")
     out = Path(out)
     with atomic_path(out, mkdir=True) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +16,12 @@ from scipy.stats import kendalltau
 
 from cache.store import Store
 from nar.checkpoint import save_baseline, save_checkpoint
-from nar.config import Config, load_config
+from nar.config import Config, load_config, validate_config
 from nar.data import (Split, check_features, label_array, load_features, make_split, open_store,
                       store_fingerprint, store_keys)
 from nar.metrics import assign_tiers, tier_thresholds
 from nar.train import train_ranker
+from pipeline.atomic import check_output_dir, make_dirs, output_error, remove_stale_temps, temp_path
 from pipeline.errors import NarError
 from pipeline.spaces import space_class
 
@@ -109,6 +112,11 @@ def train_models(prep: Prepared, run: RunDir, progress: bool = False) -> list[di
     cfg, s = prep.cfg, prep.split
     x_tr = load_features(prep.store, prep.dataset, s.train)
     x_va = load_features(prep.store, prep.dataset, s.val)
+    for name, x in (("training", x_tr), ("validation", x_va)):
+        if not np.isfinite(x).all():
+            raise NarError(f"store {prep.store.path}: features of {name} architectures hold NaN or "
+                           f"infinite values (the store is damaged); check it with `nar-cli verify` "
+                           f"and re-run `nar-cli encode`")
     history = []
     for k in range(cfg.n_ensemble):
         member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
@@ -139,7 +147,10 @@ def train_baseline(prep: Prepared, run: RunDir):
 
 
 def _attach_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path)
+    try:
+        handler = logging.FileHandler(path)
+    except OSError as e:
+        raise output_error(path, e, "log file") from e
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     for name in ("nar", "pipeline", "cache"):
@@ -156,16 +167,82 @@ def _detach_log(handler: logging.Handler) -> None:
     handler.close()
 
 
+def _old_path(out: Path) -> Path:
+    """Where an overwritten run waits while the new one is moved in (a stale-temp name)."""
+    return temp_path(out.with_name(out.name + ".old"))
+
+
+def _install(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished run ``tmp`` onto ``out``; an existing ``out`` is removed after."""
+    old = None
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise NarError(f"--save_dir {out} was filled by another run while this one trained; pass "
+                       "--overwrite to replace it, or choose a new folder")
+    try:
+        if out.is_dir():
+            if any(out.iterdir()):
+                old = _old_path(out)
+                os.replace(out, old)
+            else:
+                out.rmdir()
+        os.replace(tmp, out)
+    except OSError as e:
+        if old is not None and old.exists() and not out.exists():
+            os.replace(old, out)
+        raise output_error(out, e, "run directory") from e
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_run_target(out: Path, overwrite: bool) -> None:
+    """NarError unless ``out`` can receive a new run: a writable folder that is missing, empty,
+    or (with ``overwrite``) holds an earlier run."""
+    check_output_dir(out, "--save_dir")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise NarError(f"--save_dir {out} is the current folder or one above it; give a folder of its own "
+                       "for the run (e.g. runs/NAME)")
+    if out.is_dir() and not overwrite:
+        names = sorted(p.name for p in out.iterdir())
+        if names:
+            shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+            raise NarError(f"--save_dir {out} already holds files ({shown}); pass --overwrite to replace "
+                           "that run, or choose a new folder")
+
+
 def run_training(config_file, data_path, save_dir, seed=None, overrides=(), sha256=None,
-                 skip_sha256=False, progress=False) -> Path:
-    """``nar-cli train``: everything is checked before the run directory is written."""
+                 skip_sha256=False, progress=False, overwrite=False) -> Path:
+    """``nar-cli train``: everything is checked before anything is written. The run is written
+    into a temporary folder beside ``save_dir`` (``NAME.tmpPID``) and moved onto ``save_dir``
+    only when complete, so ``save_dir`` holds a whole run or none (an interrupted or failed run
+    leaves earlier outputs untouched, and the next run removes its temporary folder)."""
     cfg = load_config(config_file, overrides)
     if seed is not None:
         cfg.seed = int(seed)
+        validate_config(cfg, "--seed")
+    out = Path(os.path.abspath(save_dir))
+    check_run_target(out, overwrite)
     prep = prepare(cfg, data_path, sha256=sha256, skip_sha256=skip_sha256)
-    out = Path(save_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.yaml")
+    prep.store.verify(require=False)
+    for stale in (out, out.with_name(out.name + ".old")):
+        remove_stale_temps(stale)
+    tmp = make_dirs(temp_path(out), "run directory")
+    try:
+        _write_run(prep, tmp, progress)
+        _install(tmp, out, overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("run written to %s", out)
+    return out
+
+
+def _write_run(prep: Prepared, out: Path, progress: bool) -> None:
+    cfg = prep.cfg
+    try:
+        cfg.save(out / "config.yaml")
+    except OSError as e:
+        raise output_error(out / "config.yaml", e) from e
     handler = _attach_log(out / "train.log")
     try:
         log.info("train %s on NB%s %s: %d train / %d val / %d held out, label %s, seed %d",
@@ -185,7 +262,5 @@ def run_training(config_file, data_path, save_dir, seed=None, overrides=(), sha2
             model, extra = train_baseline(prep, run)
             for name in ("ckp_last.joblib", "ckp_best.joblib"):
                 save_baseline(out / name, model, {**meta, **extra})
-        log.info("run written to %s", out)
     finally:
         _detach_log(handler)
-    return out

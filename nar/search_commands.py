@@ -51,15 +51,20 @@ def _random_reference(ctx, queries: int, seed: int, n_seeds: int = 100) -> dict:
 
 def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None, iterations=None,
                mode="nar", budget=None, max_flops=None, max_params=None, max_latency=None, dataset=None,
-               surrogate="nar", top_k=None, overrides=()) -> dict:
+               surrogate="nar", top_k=None, overrides=(), sha256=None, skip_sha256=False) -> dict:
     """Validate everything, run the search, then write ``search.json`` and ``search.png`` into
     ``save_dir``; returns the report."""
     from nar.search import (final_top_k, iteration_records, open_context, paper_protocol, pool_note,
                             search_nar, strict_protocol)
     from pipeline.atomic import write_json_atomic
 
+    from pipeline.atomic import check_output_dir, check_output_file
+
     if mode not in MODES:
         raise NarError(f"unknown --mode {mode!r}; choose one of {', '.join(MODES)}")
+    check_output_dir(save_dir, "--save_dir")
+    for name in ("search.json", "search.png"):
+        check_output_file(Path(save_dir) / name, "--save_dir")
     ckpt = _resolve_checkpoint(save_dir, checkpoint)
     if mode == "nar" and ckpt is None:
         raise NarError("--mode nar needs --checkpoint (a trained ranker); train one with `nar-cli train`")
@@ -68,7 +73,8 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
         from nar.api import load_ranker
         ranker = load_ranker(ckpt)
     from nar.data import open_store
-    store = open_store(data_path, bench=ranker.bench if ranker else None)
+    store = open_store(data_path, bench=ranker.bench if ranker else None, sha256=sha256,
+                       skip_sha256=skip_sha256)
     cfg = None
     if config_file is not None:
         from nar.config import load_config
@@ -96,6 +102,11 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
     from nar.search_config import SamplerConfig
     scfg = cfg.sampler if cfg is not None else SamplerConfig()
     seed = int(seed if seed is not None else (cfg.seed if cfg is not None else 0))
+    if max_latency is not None:
+        lat = f"data/{dataset}/latency"
+        if not store.has(lat) or not np.isfinite(np.asarray(store.array(lat), np.float64)).any():
+            raise NarError(f"--max_latency: {data_path} has no latency for {dataset}; drop --max_latency "
+                           "or use data with latency (NB201 tables with a latency column)")
     ctx = open_context(store, dataset, max_flops, max_params, max_latency)
     if ctx.target_name == "none":
         raise NarError(f"{data_path} has no accuracy for {dataset}: search results could not be judged")
@@ -140,8 +151,9 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
         report["strict_protocol"]["description"] = (
             "every looked-up architecture is a query; the pick is the best validation accuracy seen")
         report["random_search_reference"] = _random_reference(ctx, len(rows), seed)
-    save_dir = Path(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
+    from pipeline.atomic import make_dirs
+
+    save_dir = make_dirs(save_dir, "--save_dir")
     write_json_atomic(save_dir / "search.json", report)
     from nar.plot import plot_search
     plot_search(report, save_dir / "search.png")
@@ -194,23 +206,34 @@ def _log_summary(report):
                  s["queries"])
 
 
+def _finite(ctx, param, value):
+    if value is not None and not np.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 @click.command("sample")
 @click.option("--config_file", type=click.Path(), default=None, help="Config YAML (sampler.* keys).")
 @click.option("--data_path", required=True, type=click.Path(), help="Store (.h5) or NAR JSON.")
 @click.option("--save_dir", required=True, type=click.Path(), help="Run directory for search.json/png.")
 @click.option("--checkpoint", default=None, help="Checkpoint file in --save_dir, or a path.")
-@click.option("--seed", type=int, default=None)
-@click.option("--iterations", type=int, default=None,
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=None)
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Default: the config's sampler.iterations, else sampler_epochs - ranker_epochs.")
 @click.option("--mode", type=click.Choice(MODES), default="nar", show_default=True)
-@click.option("--budget", type=int, default=None, help="Query budget (accuracy look-ups).")
-@click.option("--max_flops", type=float, default=None, help="Hard limit on FLOPs.")
-@click.option("--max_params", type=float, default=None, help="Hard limit on parameters.")
-@click.option("--max_latency", type=float, default=None, help="Hard limit on latency (data with latency).")
+@click.option("--budget", type=click.IntRange(min=1), default=None, help="Query budget (accuracy look-ups).")
+@click.option("--max_flops", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
+              help="Hard limit on FLOPs.")
+@click.option("--max_params", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
+              help="Hard limit on parameters.")
+@click.option("--max_latency", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
+              help="Hard limit on latency (data with latency).")
 @click.option("--dataset", default=None, help="Image dataset of the data (default: the checkpoint's).")
 @click.option("--surrogate", default="nar", show_default=True,
               help="Iterative mode model: nar, or a nar.baselines name (lightgbm, xgboost, mlp).")
-@click.option("--top_k", type=int, default=None, help="Candidates reported per iteration.")
+@click.option("--top_k", type=click.IntRange(min=1), default=None, help="Candidates reported per iteration.")
+@click.option("--sha256", default=None, help="Expected SHA256 of a NAR JSON input.")
+@click.option("--skip-sha256", "skip_sha256", is_flag=True, help="Do not verify a NAR JSON input's checksum.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set sampler.strict_lookups=100 (value parsed as YAML).")
 def sample(**kw):

@@ -91,6 +91,10 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     uniform average of the weights after each of the last ``swa_epochs`` epochs."""
     labels = np.asarray(labels, dtype=np.float64)
     val_labels = np.asarray(val_labels, dtype=np.float64)
+    for what, arr in (("training labels", labels), ("validation labels", val_labels)):
+        if not np.isfinite(arr).all():
+            raise NarError(f"{what} hold NaN or infinite values; train only on architectures with a "
+                           "known accuracy (check the data with `nar-cli verify`)")
     tiers_np, thresholds = tier_labels(labels, cfg.ranker.n_tier), tier_thresholds(labels, cfg.ranker.n_tier)
     val_tiers = assign_tiers(val_labels, thresholds)
     device = select_device(cfg)
@@ -134,6 +138,10 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
                 logits, score, enc = model(augment_batch(x[idx], cfg.augment, aug_gen))
                 loss, ce, rank = nar_loss(logits, score, t[idx], y[idx], cfg.aux_loss, cfg.loss_factor,
                                           cfg.rank_loss)
+            if not torch.isfinite(loss):
+                raise NarError(f"training stopped: the loss is {loss.item()} at epoch {epoch + 1}, step "
+                               f"{step}; no checkpoint was written. Check the data (`nar-cli verify STORE`) "
+                               "or lower lr_scheduler.lr_mul")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

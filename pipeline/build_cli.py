@@ -20,7 +20,7 @@ from pipeline.spaces.option import bench_option
               help="Output JSON (written atomically).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Keep only the first N records.")
-@click.option("--epochs", type=int, default=108, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=108, show_default=True,
               help="NAS-Bench-101 tfrecord: the training budget to keep.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr.")
@@ -30,6 +30,7 @@ def build(bench, source, out, limit, epochs, progress, space_file):
     """Build NAR-schema JSON (NAR's released field names, nesting and order) from SOURCE."""
     from tqdm import tqdm
 
+    from pipeline.atomic import check_output_file
     from pipeline.checksum import write_sidecar
     from pipeline.nar_json import write_json
     from pipeline.sources import read_source
@@ -39,6 +40,8 @@ def build(bench, source, out, limit, epochs, progress, space_file):
 
     if getattr(space_class(bench), "needs_spec", False) and space_file is None:
         raise NarError(f"--bench {bench} needs --space-file SPACE.yaml (vertex limit, op names)")
+    check_output_file(out, "--out")
+    check_output_file(f"{out}.sha256", "--out's checksum file")
     space = space_for_data(bench, None, space_file)
     rows = read_source(space, source, limit=limit, epochs=epochs)
     items, keyed = space.json_records(rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.atomic import write_text_atomic
-from pipeline.errors import NarError
+from pipeline.errors import NarError, other_bench_hint
 from pipeline.spaces import all_spaces
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def verify_sha256(path, bench: str, actual: str, sha256: str | None = None) -> N
     for other, digest in PUBLISHED_SHA256.items():
         if actual == digest and other != bench:
             raise NarError(f"{path} is NAR's published NB{other} file, not NB{bench}; "
-                           f"use --bench {other}")
+                           f"{other_bench_hint(other)}")
     raise NarError(f"no SHA256 known for {path}: pass --sha256 HEX, "
                    f"or write the expected digest into {sidecar_path(path)}, "
                    f"or use --skip-sha256 to encode it unverified")

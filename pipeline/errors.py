@@ -9,6 +9,12 @@ class NarError(Exception):
     """A user-facing error: bad input, a missing path, a checksum mismatch, an unknown key."""
 
 
+def other_bench_hint(other: str) -> str:
+    """How to switch to NAS-Bench-``other``, in words true for every command."""
+    space = "nasbench201" if str(other) == "201" else "nasbench"
+    return f"use --bench {other} with `nar-cli encode`, or a config with space {space} for train/test/sample"
+
+
 def require_path(path, what="file", hint="check the path"):
     """Raise NarError unless ``path`` exists; returns it as a ``pathlib.Path``."""
     from pathlib import Path

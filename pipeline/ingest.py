@@ -1,7 +1,8 @@
 """NAR cell-information JSON -> HDF5 tensor store, streamed and cached by the file's SHA256.
 
 One pass over the file computes its SHA256 and finds where each record ends
-(``pipeline.json_split``), so the store can be allocated up front; joblib workers then each
+(``pipeline.json_split``), so the store can be allocated up front; worker processes
+(``pipeline.workers``: they die with the command, even on ``kill -9``) then each
 parse (ijson's C backend) and encode (``pipeline.encode``) a byte range of whole records, and
 the main process writes each chunk into the store in file order. Files that cannot be split
 are streamed by one process (the same code as ``n_jobs=1``). Nothing appears at the store
@@ -17,15 +18,17 @@ from pathlib import Path
 
 import ijson
 import numpy as np
-from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from cache.store import Store, StoreWriter, cache_dir
+from pipeline.atomic import check_output_file, remove_stale_temps
 from pipeline.checksum import file_sha256, normalise_hex, verify_sha256
 from pipeline.encode import ENCODER_VERSION
 from pipeline.errors import NarError, require_path
 from pipeline.json_split import RecordScanner, SplitFailed, byte_ranges, parse_range, tail_is_closing
+from pipeline.record_checks import DepthGuard, StrictDict, prepare_hash_check
 from pipeline.spaces import all_spaces, create_space, space_for_data
+from pipeline.workers import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,10 @@ def scan_source(path, bench: str) -> SourceScan:
     marker = space.json_marker
     state = {"count": 0, "tail": b"", "first": b""}
     scanner = RecordScanner()
+    depth = DepthGuard(path)
 
     def on_block(block: bytes) -> None:
+        depth(block)
         buf = state["tail"] + block
         state["count"] += buf.count(marker)
         state["tail"] = buf[-(len(marker) - 1):]
@@ -132,7 +137,14 @@ def _cache_hit(path: Path, space, digest: str, verified: bool) -> bool:
         return False
     if not same:
         log.info("rebuilding %s: it holds another source, bench or encoder version", path)
-    return same
+        return False
+    try:  # a cache hit is claimed only for intact contents
+        with Store(path) as s:
+            s.verify()
+    except NarError as e:
+        log.warning("rebuilding %s: %s", path, e)
+        return False
+    return True
 
 
 class _CountingReader:
@@ -167,6 +179,17 @@ class _ByteFeeder(_CountingReader):
 
 def _json_error_offset(path, window_start: int) -> int:
     """Byte offset at which the JSON in ``path`` stops being valid (its length if truncated)."""
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+    if limit is not None:  # ijson's C backend crashes when Python refuses a long integer literal
+        sys.set_int_max_str_digits(0)  # (DepthGuard keeps every literal under a few KiB)
+    try:
+        return _locate_json_error(path, window_start)
+    finally:
+        if limit is not None:
+            sys.set_int_max_str_digits(limit)
+
+
+def _locate_json_error(path, window_start: int) -> int:
     with open(path, "rb") as f:
         feeder = _ByteFeeder(f, max(0, window_start))
         try:
@@ -184,9 +207,9 @@ def _chunks(path, space, chunk: int):
     with open(path, "rb") as f:
         reader = _CountingReader(f)
         if space.json_keyed:
-            stream = backend.kvitems(reader, "", use_float=True, buf_size=_READ_BUF)
+            stream = backend.kvitems(reader, "", use_float=True, buf_size=_READ_BUF, map_type=StrictDict)
         else:
-            stream = backend.items(reader, "item", use_float=True, buf_size=_READ_BUF)
+            stream = backend.items(reader, "item", use_float=True, buf_size=_READ_BUF, map_type=StrictDict)
         start, batch = 0, []
         try:
             for rec in stream:
@@ -194,9 +217,11 @@ def _chunks(path, space, chunk: int):
                 if len(batch) == chunk:
                     yield start, batch
                     start, batch = start + chunk, []
-        except (ijson.JSONError, UnicodeDecodeError):
+        except (ijson.JSONError, UnicodeDecodeError) as e:
             at = _json_error_offset(path, reader.consumed - reader.last)
-            raise NarError(f"{path} is truncated or not JSON at byte {at}; re-download it "
+            reason = " ".join(str(e).split()[:4]) if "overflow" in str(e) else ""
+            hint = f" ({reason}: numbers must fit a 64-bit integer)" if reason else ""
+            raise NarError(f"{path} is truncated or not JSON at byte {at}{hint}; re-download it "
                            f"(or rebuild it with `nar-cli build`)") from None
         if batch:
             yield start, batch
@@ -208,11 +233,11 @@ def encode_range(path, space, first: int, n: int, start: int, end: int) -> dict:
 
 
 def _encoded(path, space, n_jobs: int, chunk: int, ends):
-    """Encoded chunks in file order. With ``n_jobs`` > 1 and record boundaries known, joblib
-    workers each parse and encode a byte range of whole records; else one process streams."""
+    """Encoded chunks in file order. With ``n_jobs`` > 1 and record boundaries known, worker
+    processes each parse and encode a byte range of whole records; else one process streams."""
     if n_jobs > 1 and ends is not None and len(ends) > chunk:  # one chunk: no worker start-up
-        par = Parallel(n_jobs=n_jobs, return_as="generator", pre_dispatch=f"{2 * n_jobs}")
-        yield from par(delayed(encode_range)(path, space, *r) for r in byte_ranges(ends, chunk))
+        yield from ordered_map(encode_range, ((str(path), space, *r) for r in byte_ranges(ends, chunk)),
+                               n_jobs)
         return
     for start, recs in _chunks(path, space, chunk):
         yield space.encode_chunk(recs, start)
@@ -286,6 +311,8 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     if not skip_sha256:
         verify_sha256(path, bench, digest, sha256)
     target = Path(out) if out is not None else cache_dir(cache) / f"{bench}_{digest[:12]}.h5"
+    check_output_file(target, "store")
+    remove_stale_temps(target)  # left by an encode that was killed
     if _cache_hit(target, space, digest, not skip_sha256):
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target
@@ -295,6 +322,8 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
     attrs = {"source_path": str(path.resolve()), "source_sha256": digest,
              "sha256_verified": not skip_sha256, "encoder_version": ENCODER_VERSION}
     n = len(scan.ends) if scan.ends is not None else scan.markers
+    if space.bench == "101":
+        prepare_hash_check(n)
     log.info("encoding %s (%s, %d records, %d jobs) -> %s", path, space.title, n, n_jobs, target)
     try:
         _write_store(path, target, space, n, attrs, n_jobs, chunk_records, progress, scan.ends)

@@ -13,6 +13,8 @@ import io
 import ijson
 import numpy as np
 
+from pipeline.record_checks import StrictDict
+
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _OPEN = (ord("{"), ord("["))
 _CLOSE = (ord("}"), ord("]"))
@@ -91,9 +93,11 @@ def parse_range(path, keyed: bool, start: int, end: int, expected: int) -> list:
         backend = ijson
     try:
         if keyed:
-            recs = list(backend.kvitems(io.BytesIO(b"{" + text + b"}"), "", use_float=True))
+            recs = list(backend.kvitems(io.BytesIO(b"{" + text + b"}"), "", use_float=True,
+                                        map_type=StrictDict))
         else:
-            recs = list(backend.items(io.BytesIO(b"[" + text + b"]"), "item", use_float=True))
+            recs = list(backend.items(io.BytesIO(b"[" + text + b"]"), "item", use_float=True,
+                                        map_type=StrictDict))
     except (ijson.JSONError, UnicodeDecodeError) as e:
         raise SplitFailed(f"bytes {start}..{end}: {e}") from None
     if len(recs) != expected:

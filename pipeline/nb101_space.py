@@ -306,7 +306,7 @@ def enumerate_space(n_jobs: int = 2, chunk: int = 2000) -> Space:
 
     Deduplicates with the 64-bit refinement, then computes the MD5 hash of each unique
     cell (``n_jobs`` processes) and checks that both hashes count the same cells."""
-    from joblib import Parallel, delayed
+    from pipeline.workers import ordered_map
 
     fps, order_v, order_bits, order_lab = [], [], [], []
     for v in range(2, MAX_VERTICES + 1):
@@ -336,7 +336,7 @@ def enumerate_space(n_jobs: int = 2, chunk: int = 2000) -> Space:
         for part in np.array_split(sel, max(1, min(len(sel), 8 * max(1, n_jobs)))):
             if len(part):
                 tasks.append((part, v, rep_bits[part], labels[rep_lab[part]]))
-    results = Parallel(n_jobs=n_jobs)(delayed(_md5_batch)(v, b, lab) for _, v, b, lab in tasks)
+    results = list(ordered_map(_md5_batch, ((v, b, lab) for _, v, b, lab in tasks), n_jobs))
 
     n = len(first)
     hashes = np.empty(n, "S32")

@@ -15,6 +15,7 @@ from cache.store import OP_CODES_101
 from pipeline.errors import NarError
 from pipeline.nb101_space import MAX_EDGES, MAX_VERTICES
 from pipeline.nb201_space import EDGES_201, format_arch
+from pipeline.record_checks import as_int64, check_hashes_101, check_no_bool, check_no_duplicate
 
 MODULES_101 = [f"stack{s}/module{m}" for s in range(3) for m in range(3)]
 FIELDS_101 = frozenset([
@@ -41,6 +42,7 @@ def _numeric(values: list, what: str, names: list, shape=None, nullable=False) -
     """``values`` as a float64 array of ``(len(values), *shape)``; NarError naming the first
     record whose value is missing, non-numeric or of the wrong length. ``nullable`` turns
     JSON null into NaN (scalars only)."""
+    check_no_bool(values, what, names, _FIX, len(shape or ()))
     if nullable:
         values = [np.nan if v is None else v for v in values]
     try:
@@ -80,6 +82,7 @@ def _first_bad(mask: np.ndarray, names: list, message: str):
 def _check_fields(rec, fields: frozenset, name: str) -> None:
     if not isinstance(rec, dict):
         raise NarError(f"{name}: expected a JSON object, got {_short(rec)}; {_FIX}")
+    check_no_duplicate(rec, name, _FIX)
     if rec.keys() != fields:
         missing = sorted(fields - rec.keys())
         extra = sorted(rec.keys() - fields)
@@ -92,6 +95,7 @@ def _check_dict(d, keys: list, what: str, name: str) -> None:
     if not isinstance(d, dict) or d.keys() != set(keys):
         raise NarError(f"{name}: {what} must be an object with keys {keys[0]}..{keys[-1]} "
                        f"({len(keys)} entries), got {_short(d)}; {_FIX}")
+    check_no_duplicate(d, f"{name}: {what}", _FIX)
 
 
 def _check_cells_101(adj: np.ndarray, codes: np.ndarray, names: list) -> None:
@@ -166,14 +170,18 @@ def arrays_101(records: list, start: int) -> dict:
         out["vertex_flops"][pos, :, :n] = f
         out["vertex_params"][pos, :, :n] = p
 
+    check_hashes_101(keys, out["adjacency"], out["ops"], out["n_vertices"], names, _FIX)
     cols = list(zip(*scalars))
-    out["params"] = _numeric(list(cols[0]), "trainable_parameters", names).astype(np.int64)
-    out["flops"] = _numeric(list(cols[1]), "flops", names).astype(np.int64)
+    out["params"] = as_int64(_numeric(list(cols[0]), "trainable_parameters", names), "trainable_parameters",
+                             names, _FIX)
+    out["flops"] = as_int64(_numeric(list(cols[1]), "flops", names), "flops", names, _FIX)
     for col, field, store in ((2, "avg_validation_accuracy", "val_acc"), (3, "avg_test_accuracy", "test_acc")):
         acc = _numeric(list(cols[col]), field, names, nullable=True)
         _first_bad((acc < 0) | (acc > 1), names, f"{field} must be a fraction in [0, 1] (or null)")
         out[store] = acc
     out["training_time"] = _numeric(list(cols[4]), "avg_training_time", names, nullable=True)
+    _first_bad(np.isinf(out["training_time"]) | (out["training_time"] < 0), names,
+               "avg_training_time must be a finite number of seconds >= 0 (or null)")
     return out
 
 
@@ -192,8 +200,9 @@ def arrays_201(items: list) -> dict:
     index, adj, keys = [], [], []
     per_ds = {ds: ([], [], []) for ds in DATASETS_201}  # opt_flops, opt_params, scalars
     for r, (key, rec) in enumerate(items):
-        if not (isinstance(key, str) and key.isdigit()):
-            raise NarError(f"{names[r]}: keys must be architecture indices \"0\"..\"15624\"; {_FIX}")
+        if not (isinstance(key, str) and key.isascii() and key.isdigit() and int(key) < 15625):
+            raise NarError(f"{names[r]}: keys must be architecture indices \"0\"..\"15624\" (the "
+                           f"NAS-Bench-201 space); {_FIX}")
         _check_fields(rec, FIELDS_201, names[r])
         index.append(int(key))
         adj.append(rec["cell_adjacency"])
@@ -230,11 +239,14 @@ def arrays_201(items: list) -> dict:
         _first_bad((f < 0).any((1, 2)) | (p < 0).any((1, 2)), names, f"negative {pre} edge FLOPs or params")
         out[f"{ds}/flops_patches"], out[f"{ds}/params_patches"] = f, p
         c = list(zip(*sc))
-        out[f"{ds}/flops"] = _numeric(list(c[0]), f"{pre}_total_flops", names).astype(np.int64)
-        out[f"{ds}/params"] = _numeric(list(c[1]), f"{pre}_total_params", names).astype(np.int64)
+        out[f"{ds}/flops"] = as_int64(_numeric(list(c[0]), f"{pre}_total_flops", names),
+                                      f"{pre}_total_flops", names, _FIX)
+        out[f"{ds}/params"] = as_int64(_numeric(list(c[1]), f"{pre}_total_params", names),
+                                       f"{pre}_total_params", names, _FIX)
         for col, field in ((2, "val_acc"), (3, "test_acc")):
             v = _numeric(list(c[col]), f"{acc}{field}", names, nullable=True)
             _first_bad((v < 0) | (v > 100), names, f"{acc}{field} must be a percentage in [0, 100] (or null)")
             out[f"{ds}/{field}"] = v
-        out[f"{ds}/latency"] = _numeric(list(c[4]), f"{acc}latency", names, nullable=True)
+        lat = out[f"{ds}/latency"] = _numeric(list(c[4]), f"{acc}latency", names, nullable=True)
+        _first_bad(np.isinf(lat) | (lat < 0), names, f"{acc}latency must be a finite number >= 0 (or null)")
     return out

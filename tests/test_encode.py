@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.encode import encode_chunk_101, encode_chunk_201
 from pipeline.errors import NarError
+from pipeline.nb101_space import module_hash
 from pipeline.records import CELLS_201, EDGES_201, MODULES_101
 from tests.conftest import shared_data
 
@@ -25,7 +26,7 @@ def five_vertex_record(rec):
     r["module_operations"] = ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"]
     for field in ("vertex_flops", "vertex_params"):
         r[field] = {m: [v[0], v[1], v[2], v[5], 0] for m, v in r[field].items()}
-    r["unique_hash"] = "f" * 32
+    r["unique_hash"] = module_hash(r["module_adjacency"], r["module_operations"])
     return r
 
 

@@ -1,6 +1,7 @@
 """Streaming ingest: store round trip, cache, checksums, bad inputs, the `encode` command."""
 import copy
 import hashlib
+import itertools
 import json
 import logging
 
@@ -14,17 +15,22 @@ from cli import cli
 from pipeline import checksum
 from pipeline.encode import encode_chunk_101, encode_chunk_201
 from pipeline.errors import NarError
+from pipeline.nb101_space import module_hash
 from pipeline.ingest import ingest, store_path_for
 from tests.test_encode import fixture, five_vertex_record
 
 
 def nb101_records(n=23):
-    """Perturbed copies of the fixture: unique hashes, scaled FLOPs, every third a 5-vertex cell."""
+    """Perturbed copies of the fixture: other interior ops (so other cells, each with its own
+    module hash), scaled FLOPs, every third a 5-vertex cell."""
     base = fixture("101")[0]
+    interior = list(itertools.product(["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"], repeat=3))
     recs = []
     for i in range(n):
         r = five_vertex_record(base) if i % 3 == 0 else copy.deepcopy(base)
-        r["unique_hash"] = f"{i:032x}"
+        ops = r["module_operations"]
+        ops[1:4] = interior[i]
+        r["unique_hash"] = module_hash(r["module_adjacency"], ops)
         r["vertex_flops"] = {m: [v * (i + 1) for v in vals] for m, vals in r["vertex_flops"].items()}
         r["avg_validation_accuracy"] = 0.5 + i / 100
         r["avg_test_accuracy"] = None if i == 5 else 0.4 + i / 100

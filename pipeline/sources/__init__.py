@@ -180,4 +180,53 @@ def read_source(bench, source: str, limit: int | None = None, epochs: int = 108)
                        f"not {space.bench}")
     if kind not in space.source_keywords and not Path(source).is_file():
         raise NarError(f"source not found: {source} (check the path)")
-    return space.read_source(source, kind, limit=limit, epochs=epochs)
+    try:
+        rows = space.read_source(source, kind, limit=limit, epochs=epochs)
+    except NarError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a malformed file that no specific check caught
+        what = {"csv": "table", "tfrecord": "NAS-Bench-101 tfrecord", "pth": "NAS-Bench-201 .pth"}.get(kind, kind)
+        raise NarError(f"{source}: cannot read it as a {what} ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:160]}); check the file (re-download it)") from None
+    if isinstance(rows, (Nb101Rows, Nb201Rows)):  # the built-in spaces; user spaces check their own
+        check_metrics(rows, source)
+        check_unique(rows, source)
+    return rows
+
+
+def check_unique(rows, source) -> None:
+    """Each architecture once: NB101 hashes, NB201 indices and cells; NarError naming both."""
+    if isinstance(rows, Nb101Rows):
+        named = [("unique_hash", np.asarray(rows.hashes, dtype="S32"))]
+    else:
+        from pipeline.nb201_space import arch_code
+
+        named = [("arch_index", np.asarray(rows.arch_index)), ("cell (arch_str)", arch_code(rows.ops6))]
+    for what, values in named:
+        order = np.argsort(values, kind="stable")
+        same = np.flatnonzero(values[order][1:] == values[order][:-1])
+        if len(same):
+            i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+            raise NarError(f"{source}: records {i} and {j} have the same {what}; each architecture must "
+                           "appear once: remove one")
+
+
+# metric -> (low, high) of a valid value; NaN means unknown and is always allowed
+_RANGES = {"avg_training_time": (0, np.inf), "avg_train_accuracy": (0, 1), "avg_validation_accuracy": (0, 1),
+           "avg_test_accuracy": (0, 1), **{m: (0, 100) for m in METRICS_201 if m.endswith("_acc")},
+           **{m: (0, np.inf) for m in METRICS_201 if m.endswith("_latency")}}
+
+
+def check_metrics(rows, source) -> None:
+    """Every metric is NaN (unknown) or a finite value in its range; NarError naming the row
+    (its key) and the field otherwise. Expected parameter counts must fit int64."""
+    keys = rows.hashes if isinstance(rows, Nb101Rows) else rows.arch_index
+    for name, values in rows.metrics.items():
+        v = np.asarray(values, dtype=np.float64)
+        lo, hi = _RANGES.get(name, (-np.inf, np.inf))
+        bad = np.isinf(v) | (v < lo) | (v > hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            unit = "a fraction" if hi == 1 else "a percentage" if hi == 100 else "a number"
+            raise NarError(f"{source}: record {i} ({keys[i]}): {name} is {v[i]!r}; it must be {unit} in "
+                           f"[{lo}, {hi}] (or empty for unknown): fix the source")

@@ -35,7 +35,7 @@ def _open(path):
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     raw = gzip.open(path, "rb") if gz else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")  # a byte-order mark is fine
 
 
 def _rows(path, bench, required, limit):
@@ -64,9 +64,12 @@ def _float(v, where):
     if v is None or v.strip() == "":
         return math.nan
     try:
-        return float(v)
+        x = float(v)
     except ValueError:
         raise NarError(f"{where}: {v!r} is not a number; fix the row") from None
+    if math.isinf(x):
+        raise NarError(f"{where}: {v!r} is not a finite number; fix the row (leave it empty if unknown)")
+    return x
 
 
 def _table(path, bench, required, limit):
@@ -107,8 +110,9 @@ def read_101(path, limit: int | None = None) -> Nb101Rows:
                 metrics[name][i] = _float(row[col], where)
         if row.get("trainable_parameters", "").strip():
             p = _float(row["trainable_parameters"], where)
-            if p != int(p):
-                raise NarError(f"{where}: trainable_parameters {p} is not an integer")
+            if not (0 <= p < 2 ** 63 and p == int(p)):
+                raise NarError(f"{where}: trainable_parameters {row['trainable_parameters']!r} is not a "
+                               f"whole number in 0..2^63-1; fix the row")
             expected[i] = int(p)
         hashes.append(h)
         mats.append(m)

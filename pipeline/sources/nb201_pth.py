@@ -58,7 +58,8 @@ def load(path) -> dict:
         with torch.serialization.safe_globals(_numpy_globals()):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise NarError(f"{path}: holds objects other than plain data ({str(e).splitlines()[0]}); "
+        raise NarError(f"{path}: holds objects other than plain data, or is not a torch file "
+                       f"({str(e).splitlines()[0][:80]}); "
                        f"is this an official NAS-Bench-201 file?") from None
     except (RuntimeError, EOFError, OSError) as e:
         raise NarError(f"{path}: cannot load ({e}); is this a complete NAS-Bench-201 .pth "
@@ -71,6 +72,8 @@ def load(path) -> dict:
 
 
 def _mean(values):
+    if any(isinstance(v, bool) for v in values):
+        raise TypeError("a boolean where a number belongs")
     values = [float(v) for v in values if v is not None]
     return float(np.mean(values)) if values else math.nan
 
@@ -99,11 +102,16 @@ def arch_metrics(info: dict, where: str) -> dict:
 
 def read(path, limit: int | None = None) -> Nb201Rows:
     """Records for every architecture of ``arch2infos``, in index order."""
-    from pipeline.nb201_space import parse_arch
-
     data = load(path)
     metas, infos = data["meta_archs"], data["arch2infos"]
-    indices = sorted(int(k) for k in infos)
+    if not isinstance(metas, (list, tuple)) or not isinstance(infos, dict):
+        raise NarError(f"{path}: meta_archs must be a list and arch2infos a dict; is this an official "
+                       f"NAS-Bench-201 file?")
+    try:
+        indices = sorted(int(k) for k in infos)
+    except (TypeError, ValueError):
+        raise NarError(f"{path}: arch2infos keys must be architecture indices; is this an official "
+                       f"NAS-Bench-201 file?") from None
     if limit is not None:
         indices = indices[:limit]
     if not indices:
@@ -115,24 +123,41 @@ def read(path, limit: int | None = None) -> Nb201Rows:
         where = f"{path}: architecture {k}"
         if not 0 <= k < len(metas):
             raise NarError(f"{where}: index outside meta_archs (0..{len(metas) - 1})")
-        entry = infos[k] if k in infos else infos[str(k)]
-        schedule = next((s for s in SCHEDULES if s in entry), None)
-        if schedule is None:
-            raise NarError(f"{where}: no 200-epoch results (keys {sorted(entry)}); "
-                           f"expected 'full'")
-        info = entry[schedule]
         try:
-            ops6[i] = parse_arch(metas[k])
-        except NarError as e:
-            raise NarError(f"{where}: {e}") from None
-        if info.get("arch_str", metas[k]) != metas[k]:
-            raise NarError(f"{where}: arch_str {info['arch_str']!r} differs from meta_archs "
-                           f"{metas[k]!r}; the file is corrupt")
-        try:
-            for field, v in arch_metrics(info, where).items():
-                metrics[field][i] = v
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise NarError(f"{where}: unexpected result layout ({e!r}); is this an official "
-                           f"NAS-Bench-201 file?") from None
+            _read_arch(k, infos, metas, where, ops6, metrics, i)
+        except NarError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise NarError(f"{where}: unexpected result layout ({type(e).__name__}: {e}); is this an "
+                           f"official NAS-Bench-201 file?") from None
     log.info("%s: %d architectures", path, n)
     return Nb201Rows(np.asarray(indices, dtype=np.int64), ops6, metrics)
+
+
+def _read_arch(k, infos, metas, where, ops6, metrics, i):
+    """Fill row ``i`` of ``ops6`` and ``metrics`` from architecture ``k`` of the file."""
+    from pipeline.nb201_space import parse_arch
+
+    entry = infos[k] if k in infos else infos[str(k)]
+    if not isinstance(entry, dict):
+        raise NarError(f"{where}: arch2infos entry is {type(entry).__name__}, expected a dict")
+    schedule = next((s for s in SCHEDULES if s in entry), None)
+    if schedule is None:
+        raise NarError(f"{where}: no 200-epoch results (keys {sorted(entry)}); "
+                       f"expected 'full'")
+    info = entry[schedule]
+    if not isinstance(info, dict) or not isinstance(metas[k], str):
+        raise NarError(f"{where}: results or meta_archs entry have the wrong type; the file is corrupt")
+    try:
+        ops6[i] = parse_arch(metas[k])
+    except NarError as e:
+        raise NarError(f"{where}: {e}") from None
+    if info.get("arch_str", metas[k]) != metas[k]:
+        raise NarError(f"{where}: arch_str {info['arch_str']!r} differs from meta_archs "
+                       f"{metas[k]!r}; the file is corrupt")
+    try:
+        for field, v in arch_metrics(info, where).items():
+            metrics[field][i] = v
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise NarError(f"{where}: unexpected result layout ({e!r}); is this an official "
+                       f"NAS-Bench-201 file?") from None

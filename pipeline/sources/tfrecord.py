@@ -31,6 +31,7 @@ from pipeline.sources.crc32c import crc32c, crc32c_many, mask
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<QI")
+MAX_RECORD_BYTES = 16 << 20
 _CRC = struct.Struct("<I")
 _DOUBLE = struct.Struct("<d")
 _EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
@@ -92,6 +93,9 @@ def _chunk(path, mm, buf, size, pos, rec, chunk_records):
             raise NarError(f"{path}: record {n}: short read in the length header "
                            f"({size - pos} bytes left); the file is truncated")
         length, lcrc = _HEADER.unpack_from(mm, pos)
+        if length > MAX_RECORD_BYTES and mask(crc32c(mm[pos:pos + 8])) == lcrc:
+            raise NarError(f"{path}: record {n}: {length} bytes announced; NAS-Bench-101 records "
+                           f"are a few KB (at most {MAX_RECORD_BYTES >> 20} MiB read): the file is corrupt")
         end = pos + 12 + length + 4
         if end > size:
             if mask(crc32c(mm[pos:pos + 8])) != lcrc:
@@ -183,12 +187,16 @@ def iter_runs(path, epochs: int | None = None):
     for n, data in iter_frames(path):
         try:
             h, ep, adj, ops, blob = json.loads(data)
+            if not (isinstance(h, str) and isinstance(adj, str) and isinstance(ops, str)
+                    and isinstance(blob, str) and isinstance(ep, int) and not isinstance(ep, bool)):
+                raise ValueError("expected [hash, epochs, adjacency, ops, metrics] as "
+                                 "[str, int, str, str, base64 str]")
             if epochs is not None and int(ep) != epochs:
                 continue
             yield decode_metrics(base64.b64decode(blob), Run(h, int(ep), adj, ops))
         except NarError:
             raise
-        except (ValueError, TypeError, IndexError, struct.error) as e:
+        except (ValueError, TypeError, IndexError, struct.error, RecursionError) as e:
             raise NarError(f"{path}: record {n}: not a NAS-Bench-101 record ({e}); "
                            f"is this the official tfrecord?") from None
 
@@ -219,6 +227,10 @@ def read(path, epochs: int = 108, limit: int | None = None) -> Nb101Rows:
         sums[2] += f.validation_accuracy
         sums[3] += f.test_accuracy
     if not cells:
+        import os
+
+        if os.path.getsize(path) == 0:
+            raise NarError(f"{path} is empty; give the NAS-Bench-101 .tfrecord file (re-download it)")
         raise NarError(f"{path}: no runs at {epochs} epochs; pick another --epochs budget")
     hashes = list(cells)[:limit] if limit else list(cells)
     first = [cells[h] for h in hashes]
