@@ -121,7 +121,7 @@ def run_cell(cell: Cell, out, single_thread: bool = True) -> dict:
     t0 = time.perf_counter()
     info = {"name": cell.name, "key": cell.key, "kind": cell.kind, "labels": cell.labels,
             "commands": cell.commands, "settings": cell.settings, "cell": asdict(cell),
-            "host": os.uname().nodename, "pid": os.getpid()}
+            "host": os.uname().nodename, "pid": os.getpid(), "code": str(Path(__file__).resolve().parents[2])}
     try:
         write_json_atomic(tmp / SETTINGS, info, indent=1, default=str)
         try:
