@@ -129,7 +129,7 @@ def _dataset_items(spec: SweepSpec, data: _Data):
 
 def _rank_cells(spec, data, ds, ds_over, m, cfg_file, preset_over) -> list[Cell]:
     cells = []
-    for size in (m.train_sizes or spec.train_sizes):
+    for size in (m.train_sizes or data.spec.train_sizes or spec.train_sizes):
         grid_over = ([f"network_type={ds}"] if data.bench == "201" else [])
         if size is not None:
             grid_over += [f"train_size={size[0]}"] + ([f"val_size={size[1]}"] if size[1] is not None else [])
@@ -181,6 +181,10 @@ def _search_cells(spec, data, ds, ds_over, s, models) -> list[Cell]:
         if mc is None:
             raise NarError(f"{where}: model {s.model} has no config for NB{data.bench}")
         cfg_file, over = mc[0], [*mc[1], *models[s.model].overrides]
+    elif s.config is not None:
+        cfg_file, over = str(s.config), []
+        if load_config(cfg_file).bench != data.bench:
+            return []  # a config of the other bench: this search does not apply to this data
     else:
         from nar.config import CONFIG_DIR
         cfg_file, over = str(CONFIG_DIR / PAPER_CONFIGS[data.bench]), []

@@ -178,6 +178,12 @@ def run_cells(cells: list[Cell], out, backend="local", jobs: int | None = None, 
                     res.done += 1
                 bar.update(1)
                 bar.set_postfix(failed=len(res.failed) + len(old_failed), refresh=False)
+        except NarError:
+            raise
+        except Exception as e:  # a worker process died, Ray lost a node, ...: cells done are kept
+            raise NarError(f"the {backend} backend stopped after {res.done} of {len(cells)} cells "
+                           f"({type(e).__name__}: {' '.join(str(e).split())[:300]}); rerun the sweep to "
+                           "resume") from e
         finally:
             bar.close()
         res.failed += [(n, _failed_error(out, n)) for n in old_failed]

@@ -5,6 +5,7 @@
     data:                            # name: store (.h5) or NAR JSON (give bench: for JSON)
       nb201: {path: cache/nb201_table.json, bench: 201}
     datasets: [cifar10, cifar100]    # NB201 network_type; or {cifar100: [strategy=test_acc]}
+                                     # (a data entry may hold its own train_sizes: and set:)
     models:                          # name: preset | {preset|config|arch, set, train_sizes}
       nar_cpu: nar_cpu
       improved: {config: config/improved201.yml, set: [n_ensemble=1]}
@@ -16,6 +17,7 @@
     searches:                        # query-budget searches (their own cells, no training)
       - {mode: iterative, surrogate: lightgbm, budget: 500}
       - {mode: evolution, budget: 500}
+      - {mode: iterative, surrogate: nar, config: config/improved201.yml, budget: 200}
 
 Relative paths are relative to the current directory, like every ``nar-cli`` path. Unknown
 keys, missing files, unknown presets and an empty grid are :class:`NarError` here or in
@@ -43,6 +45,7 @@ class DataSpec:
     path: Path                  # absolute
     bench: str | None = None    # "101" | "201"; required for a NAR JSON
     overrides: list[str] = field(default_factory=list)
+    train_sizes: list | None = None  # overrides the spec's train_sizes for this data
 
 
 @dataclass
@@ -68,6 +71,7 @@ class SearchSpec:
     budget: int
     surrogate: str = "lightgbm"         # iterative mode: a nar.baselines name, or nar (needs model)
     model: str | None = None            # config source (a models entry) for sampler keys / nar surrogate
+    config: Path | None = None          # ... or a config file of its own
     overrides: list[str] = field(default_factory=list)
 
 
@@ -143,14 +147,16 @@ def _data(raw, spec_path) -> list[DataSpec]:
     out = []
     for name, v in raw.items():
         where = f"data.{name}"
-        v = {"path": v} if isinstance(v, str) else _keys(v, ("path", "bench", "set"), spec_path, where)
+        v = {"path": v} if isinstance(v, str) else _keys(v, ("path", "bench", "set", "train_sizes"), spec_path, where)
         if "path" not in v:
             raise _err(spec_path, where, "missing key 'path'")
         path = _existing(v["path"], spec_path, where, "data file")
         bench = _bench(v["bench"], spec_path, where) if "bench" in v else None
         if path.suffix.lower() == ".json" and bench is None:
             raise _err(spec_path, where, "a NAR JSON needs bench: 101 or 201 (or give the encoded .h5 store)")
-        out.append(DataSpec(_name(name, spec_path, where), path, bench, _overrides(v.get("set"), spec_path, where)))
+        sizes = _train_sizes(v["train_sizes"], spec_path, f"{where}.train_sizes") if "train_sizes" in v else None
+        out.append(DataSpec(_name(name, spec_path, where), path, bench, _overrides(v.get("set"), spec_path, where),
+                            sizes))
     return out
 
 
@@ -222,7 +228,7 @@ def _models(raw, spec_path) -> list[ModelSpec]:
 
 def _search(i, v, spec_path, model_names) -> SearchSpec:
     where = f"searches[{i}]"
-    _keys(v, ("name", "mode", "budget", "surrogate", "model", "set"), spec_path, where)
+    _keys(v, ("name", "mode", "budget", "surrogate", "model", "config", "set"), spec_path, where)
     mode = v.get("mode")
     if mode not in SEARCH_MODES:
         raise _err(spec_path, where, f"mode {mode!r}; use one of {', '.join(SEARCH_MODES)} "
@@ -233,11 +239,14 @@ def _search(i, v, spec_path, model_names) -> SearchSpec:
     model = v.get("model")
     if model is not None and model not in model_names:
         raise _err(spec_path, where, f"model {model!r} is not in models ({', '.join(model_names) or 'none'})")
-    if mode == "iterative" and surrogate == "nar" and model is None:
-        raise _err(spec_path, where, "surrogate nar needs model: NAME (the models entry giving its config)")
+    if model is not None and "config" in v:
+        raise _err(spec_path, where, "give model: or config:, not both")
+    config = _existing(v["config"], spec_path, where, "config file") if "config" in v else None
+    if mode == "iterative" and surrogate == "nar" and model is None and config is None:
+        raise _err(spec_path, where, "surrogate nar needs model: NAME (a models entry) or config: FILE")
     default = mode + (f"-{surrogate}" if mode == "iterative" else "")
     return SearchSpec(_name(v.get("name", default), spec_path, where), mode, _int(v["budget"], spec_path, where, 1),
-                      surrogate, model, _overrides(v.get("set"), spec_path, where))
+                      surrogate, model, config, _overrides(v.get("set"), spec_path, where))
 
 
 def load_spec(path) -> SweepSpec:
