@@ -107,7 +107,8 @@ def test_sweep_writes_run_dirs_then_skips_them(swept):
     assert {"config.yaml", "train.log", "metrics.csv", "ckp_best.pth", "results.json", "search.json",
             "search.png", "sweep_cell.json", "done.json"} <= {p.name for p in nar.iterdir()}
     info = json.loads((nar / "sweep_cell.json").read_text())
-    assert info["commands"][0].startswith("nar-cli train --config_file") and "--set ranker.d_model=16" in info["commands"][0]
+    assert info["commands"][0].startswith("nar-cli train --config_file")
+    assert "--set ranker.d_model=16" in info["commands"][0] and info["commands"][2].startswith("nar-cli sample")
     assert info["code"] == str(REPO)
     stamps = {n: (out / n / "done.json").stat().st_mtime_ns for n in dirs["done"]}
     again = run_sweep(spec, jobs=1)

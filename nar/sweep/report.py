@@ -37,23 +37,24 @@ def _read(path: Path):
         return None
 
 
-def _search_rows(rep: dict, prefix: str = "") -> list[tuple]:
+def _search_rows(rep: dict) -> list[tuple]:
     """(queries, metric, value) rows of a search.json."""
     t = rep.get("target", "test_acc")
     rows = []
     if "paper_protocol" in rep and "best" in rep["paper_protocol"]:
         p = rep["paper_protocol"]
-        rows += [(None, f"{prefix}paper_best_{t}", p["best"].get(t)), (None, f"{prefix}paper_best_rank", p["best"].get("rank")),
-                 (None, f"{prefix}paper_queries", p.get("queries"))]
+        rows += [(None, f"paper_best_{t}", p["best"].get(t)), (None, "paper_best_rank", p["best"].get("rank")),
+                 (None, "paper_queries", p.get("queries"))]
     s = rep.get("strict_protocol", {})
     if "pick" in s and "at_queries" not in s:  # NAR search: one final pick
-        rows += [(None, f"{prefix}strict_pick_{t}", s["pick"].get(t)),
-                 (None, f"{prefix}strict_pick_rank", s["pick"].get("rank")), (None, f"{prefix}strict_queries", s.get("queries"))]
+        rows += [(None, f"strict_pick_{t}", s["pick"].get(t)), (None, "strict_pick_rank", s["pick"].get("rank")),
+                 (None, "strict_queries", s.get("queries"))]
     for q, v in s.get("at_queries", {}).items():
         rows += [(int(q), f"pick_{t}", v.get(f"pick_{t}")), (int(q), "pick_rank", v.get("pick_rank")),
                  (int(q), f"best_queried_{t}", v.get(f"best_queried_{t}"))]
     if "at_queries" in s and "pick" in s and str(s.get("queries")) not in s["at_queries"]:
-        rows += [(int(s["queries"]), f"pick_{t}", s["pick"].get(t)), (int(s["queries"]), "pick_rank", s["pick"].get("rank"))]
+        q = int(s["queries"])
+        rows += [(q, f"pick_{t}", s["pick"].get(t)), (q, "pick_rank", s["pick"].get("rank"))]
     return rows
 
 
@@ -100,12 +101,8 @@ def _group(rows, keys):
     return g
 
 
-def markdown(rows, counts, title: str) -> str:
-    lines = [f"# Sweep {title}", "",
-             f"{counts['done']} complete cells, {counts['failed']} failed, {counts['missing']} not run; "
-             "mean ± std over seeds (population std).", ""]
-    rank = [r for r in rows if r["kind"] == "rank"]
-    tables = defaultdict(list)
+def _rank_tables(rank) -> list[str]:
+    lines, tables = [], defaultdict(list)
     for r in rank:
         tables[(r["data"], r["dataset"], r["train_size"], r["val_size"])].append(r)
     for (data, ds, n, v), rs in sorted(tables.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]), kv[0][2] or 0)):
@@ -119,32 +116,57 @@ def markdown(rows, counts, title: str) -> str:
                          f" | {_ms(ms.get(('seconds_train', None), []), '{:.1f}')} | "
                          f"{_ms(ms.get(('n_heldout', None), []), '{:.0f}')} |")
         lines.append("")
-    sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_"))]
-    if sampled:
-        lines += ["## NAR search (`sample`) of the trained rankers", "",
-                  "| data | dataset | model | train | paper: best (rank) | strict: pick (rank) | strict queries |",
-                  "|---|---|---|---|---|---|---|"]
-        for (data, ds, model, n), ms in _group(sampled, ["data", "dataset", "model", "train_size"]).items():
-            pb = next((v for (m, _), v in ms.items() if m.startswith("paper_best_") and m != "paper_best_rank"), [])
-            sp = next((v for (m, _), v in ms.items() if m.startswith("strict_pick_") and m != "strict_pick_rank"), [])
-            lines.append(f"| {data} | {ds} | {model} | {n} | {_ms(pb, '{:.2f}')} ({_ms(ms.get(('paper_best_rank', None), []), '{:.1f}')}) "
-                         f"| {_ms(sp, '{:.2f}')} ({_ms(ms.get(('strict_pick_rank', None), []), '{:.1f}')}) | "
-                         f"{_ms(ms.get(('strict_queries', None), []), '{:.0f}')} |")
-        lines.append("")
-    search = [r for r in rows if r["kind"] == "search" and r["queries"] is not None]
+    return lines
+
+
+def _first(ms, prefix, exclude, queries=None):
+    return next((v for (m, q), v in ms.items() if q == queries and m.startswith(prefix) and m != exclude), [])
+
+
+def _sample_table(sampled) -> list[str]:
+    lines = ["## NAR search (`sample`) of the trained rankers", "",
+             "| data | dataset | model | train | paper: best (rank) | strict: pick (rank) | strict queries |",
+             "|---|---|---|---|---|---|---|"]
+    for (data, ds, model, n), ms in _group(sampled, ["data", "dataset", "model", "train_size"]).items():
+        def get(name, fmt, ms=ms):
+            return _ms(ms.get((name, None), []), fmt)
+
+        pb = _ms(_first(ms, "paper_best_", "paper_best_rank"), "{:.2f}")
+        sp = _ms(_first(ms, "strict_pick_", "strict_pick_rank"), "{:.2f}")
+        lines.append(f"| {data} | {ds} | {model} | {n} | {pb} ({get('paper_best_rank', '{:.1f}')}) | "
+                     f"{sp} ({get('strict_pick_rank', '{:.1f}')}) | {get('strict_queries', '{:.0f}')} |")
+    return lines + [""]
+
+
+def _search_tables(search) -> list[str]:
+    lines = []
     for (data, ds), rs in sorted(_split(search, ["data", "dataset"]).items()):
         qs = sorted({r["queries"] for r in rs})
-        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std [seeds picking the optimum]", "",
+        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std "
+                  "[seeds picking the optimum]", "",
                   "| method | seeds | " + " | ".join(str(q) for q in qs) + " |", "|---|---|" + "---|" * len(qs)]
         for (model,), ms in _group(rs, ["model"]).items():
             seeds = len({r["seed"] for r in rs if r["model"] == model})
             cells = []
             for q in qs:
-                acc = next((v for (m, qq), v in ms.items() if qq == q and m.startswith("pick_") and m != "pick_rank"), [])
-                ranks = ms.get(("pick_rank", q), [])
-                cells.append(f"{_ms(acc, '{:.2f}')} [{sum(int(x) == 1 for x in ranks)}]" if acc else "–")
+                acc = _first(ms, "pick_", "pick_rank", q)
+                picked = sum(int(x) == 1 for x in ms.get(("pick_rank", q), []))
+                cells.append(f"{_ms(acc, '{:.2f}')} [{picked}]" if acc else "–")
             lines.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
+    return lines
+
+
+def markdown(rows, counts, title: str) -> str:
+    lines = [f"# Sweep {title}", "",
+             f"{counts['done']} complete cells, {counts['failed']} failed, {counts['missing']} not run; "
+             "mean ± std over seeds (population std).", ""]
+    rank = [r for r in rows if r["kind"] == "rank"]
+    lines += _rank_tables(rank)
+    sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_"))]
+    if sampled:
+        lines += _sample_table(sampled)
+    lines += _search_tables([r for r in rows if r["kind"] == "search" and r["queries"] is not None])
     return "\n".join(lines)
 
 
