@@ -2,6 +2,7 @@
 --retry-failed, the report, the loky backend, and agreement with bench/bench_ranking.py."""
 import importlib.util
 import json
+import os
 import socket
 import sys
 
@@ -169,6 +170,27 @@ def test_failed_cell_recorded_and_retried(store, tmp_path, monkeypatch):
     assert len(cell_dirs(tmp_path / "out")["done"]) == 2
 
 
+def test_ctrl_c_leaves_no_half_cell(store, tmp_path, monkeypatch):
+    import nar.harness
+
+    real = nar.harness.run_training
+
+    def interrupted(config_file, data_path, save_dir, seed=None, **kw):
+        real(config_file, data_path, save_dir, seed=seed, **kw)  # the run dir is written, then Ctrl-C
+        if seed == 1:
+            raise KeyboardInterrupt
+
+    spec = write_spec(tmp_path / "s.yaml", store, tmp_path / "out", seeds=[0, 1, 2])
+    monkeypatch.setattr(nar.harness, "run_training", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, jobs=1)
+    dirs = cell_dirs(tmp_path / "out")
+    assert len(dirs["done"]) == 1 and not dirs["tmp"] and not dirs["unmarked"] and not dirs["failed"]
+    monkeypatch.setattr(nar.harness, "run_training", real)
+    res = run_sweep(spec, jobs=1)["result"]  # the lock was released; the two missing cells run
+    assert res.ran == 2 and res.done == 3
+
+
 def test_resume_after_kill_9(store, tmp_path):
     slow = [*TINY_NAR, "ranker_epochs=25"]
     spec = write_spec(tmp_path / "s.yaml", store, tmp_path / "out", seeds=[0, 1, 2, 3, 4],
@@ -191,8 +213,8 @@ def test_loky_workers_match_in_process(swept, store, tmp_path):
     ref = swept[1]["out"]
     for name in cell_dirs(tmp_path / "out")["done"]:
         assert heldout(tmp_path / "out", name) == heldout(ref, name)
-        pid = json.loads((tmp_path / "out" / name / "sweep_cell.json").read_text())["pid"]
-        assert pid != __import__("os").getpid()
+        info = json.loads((tmp_path / "out" / name / "sweep_cell.json").read_text())
+        assert info["pid"] != os.getpid() and info["code"] == str(REPO)  # workers import this checkout
 
 
 def test_lightgbm_rank_agrees_with_bench_ranking(store, tmp_path, monkeypatch):

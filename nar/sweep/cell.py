@@ -120,7 +120,8 @@ def run_cell(cell: Cell, out, single_thread: bool = True) -> dict:
     tmp.mkdir(parents=True)
     t0 = time.perf_counter()
     info = {"name": cell.name, "key": cell.key, "kind": cell.kind, "labels": cell.labels,
-            "commands": cell.commands, "settings": cell.settings, "cell": asdict(cell),
+            "commands": cell.commands, "settings": cell.settings,
+            "cell": {k: v for k, v in asdict(cell).items() if k not in ("settings", "commands", "labels")},
             "host": os.uname().nodename, "pid": os.getpid(), "code": str(Path(__file__).resolve().parents[2])}
     try:
         write_json_atomic(tmp / SETTINGS, info, indent=1, default=str)

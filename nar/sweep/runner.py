@@ -186,6 +186,7 @@ def run_cells(cells: list[Cell], out, backend="local", jobs: int | None = None, 
                            "resume") from e
         finally:
             bar.close()
+        remove_stale(out)  # folders of workers that died and were retried
         res.failed += [(n, _failed_error(out, n)) for n in old_failed]
     res.seconds = time.perf_counter() - t0
     return res
