@@ -43,12 +43,17 @@ BAD_SPECS = [
     ({"datasets": ["imagenet16"]}, "has no dataset 'imagenet16'"),
     ({"train_sizes": [[300, 100]]}, "labelled architectures"),
     ({"searches": [{"mode": "bayes", "budget": 10}]}, "mode 'bayes'"),
+    ({"models": {"m": {"arch": "lightgbm", "set": ["baseline_target=ranks"]}}}, "'baseline_target'.*use raw or rank"),
+    ({}, None),  # a NAR JSON without bench: (written by the test)
     ({"searches": [{"mode": "iterative", "surrogate": "nar", "budget": 50}]}, "surrogate nar needs model"),
 ]
 
 
 @pytest.mark.parametrize("keys,message", BAD_SPECS)
 def test_bad_spec_is_one_error_before_anything_runs(store, tmp_path, keys, message):
+    if message is None:  # a NAR JSON without bench:
+        (tmp_path / "t.json").write_text("{}")
+        keys, message = {"data": {"j": str(tmp_path / "t.json")}}, "a NAR JSON needs bench: 101 or 201"
     spec = write_spec(tmp_path / "s.yaml", store, tmp_path / "out", **keys)
     with pytest.raises(NarError, match=message.replace("(", r"\(")):
         run_sweep(spec)
