@@ -89,6 +89,9 @@ def test_cell_names_hash_resolved_settings(store, tmp_path):
     assert {c.key for c in same} == {c.key for c in a}
     cell = next(c for c in a if c.labels["model"] == "lgb_rank")
     assert cell.settings["config"]["baseline_target"] == "rank" and cell.settings["config"]["arch"] == "lightgbm"
+    # settings hold what differs from the code's defaults: a key added later with a default changes no name
+    assert "augment" not in cell.settings["config"] and "n_ensemble" not in cell.settings["config"]
+    assert cell.settings["config"]["seed"] == cell.seed and cell.settings["config"]["space"] == "nasbench201"
 
 
 @pytest.fixture(scope="module")

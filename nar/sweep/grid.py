@@ -7,8 +7,10 @@
 Every config is resolved here (``load_config`` with the same ``--set`` list the cell will
 use), the stores are opened (a NAR JSON is encoded once, cached) and sizes are checked, so a
 bad spec fails before anything runs. A cell's directory is named ``<labels>-<key>`` where
-``key`` hashes its resolved settings: the full resolved config, the data's identity
-(bench, size, source SHA256 / creation time), the jobs and their settings.
+``key`` hashes its resolved settings: the resolved config (as its differences from the code's
+defaults, so a config key added later changes no key; bump :data:`FORMAT` when a default
+changes meaning), the data's identity (bench, size, source SHA256 / creation time), the jobs
+and their settings.
 """
 from __future__ import annotations
 
@@ -42,6 +44,20 @@ class Cell:
     sample: dict | None = None  # rank cells: {"iterations", "overrides"} of the NAR search
     search: dict | None = None  # search cells: {"mode", "budget", "surrogate"}
     commands: list[str] = field(default_factory=list)  # the equivalent nar-cli commands
+
+
+def config_settings(cfg) -> dict:
+    """The resolved config as the values that differ from the code's defaults (``Config()``),
+    nested: a key added to the code later with a default changes no cell's settings."""
+    from nar.config import Config
+
+    def diff(value, default):
+        if isinstance(value, dict) and isinstance(default, dict):
+            out = {k: diff(v, default.get(k)) for k, v in value.items() if k not in default or v != default[k]}
+            return out
+        return value
+
+    return diff(cfg.to_dict(), Config().to_dict())
 
 
 def settings_key(settings: dict) -> str:
@@ -155,10 +171,10 @@ def _rank_cells(spec, data, ds, ds_over, m, cfg_file, preset_over) -> list[Cell]
                 raise NarError(f"{where}: sample needs iterations: the config gives none (sampler_epochs <= "
                                "ranker_epochs); set sample: {iterations: N}")
             sample = {"iterations": spec.sample.iterations, "overrides": list(spec.sample.overrides),
-                      "sampler": scfg.to_dict()["sampler"]}
+                      "sampler": config_settings(scfg).get("sampler", {})}
         for seed in spec.seeds:
             cfg.seed = seed
-            settings = {"kind": "rank", "data": data.identity, "config": cfg.to_dict(), "sample": sample}
+            settings = {"kind": "rank", "data": data.identity, "config": config_settings(cfg), "sample": sample}
             key = settings_key(settings)
             labels = {"data": data.spec.name, "bench": data.bench, "dataset": ds, "model": m.name,
                       "train_size": cfg.train_size, "val_size": cfg.val_size, "seed": seed, "budget": None}
@@ -197,7 +213,9 @@ def _search_cells(spec, data, ds, ds_over, s, models) -> list[Cell]:
     cells = []
     for seed in spec.seeds:
         cfg.seed = seed
-        used = cfg.to_dict() if search["surrogate"] == "nar" else {"sampler": cfg.to_dict()["sampler"]}
+        used = config_settings(cfg)
+        if search["surrogate"] != "nar":
+            used = {"sampler": used.get("sampler", {})}
         settings = {"kind": "search", "data": data.identity, "dataset": ds, "search": search, "seed": seed,
                     "config": used}
         key = settings_key(settings)
