@@ -105,8 +105,9 @@ def _register():
     from pipeline import commands as pipeline_commands
     from nar import commands as nar_commands
     from nar import search_commands
+    from nar.sweep import commands as sweep_commands
 
-    for module in (pipeline_commands, nar_commands, search_commands):
+    for module in (pipeline_commands, nar_commands, search_commands, sweep_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 

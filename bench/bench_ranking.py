@@ -26,6 +26,7 @@ from cache.store import Store  # noqa: E402
 from nar.baselines import create_baseline  # noqa: E402
 from nar.data import make_split  # noqa: E402
 from nar.metrics import assign_tiers, ranking_metrics, tier_thresholds  # noqa: E402
+from nar.presets import BASELINE_PRESETS, NAR_PRESETS  # noqa: E402
 from pipeline.atomic import write_text_atomic  # noqa: E402
 from pipeline.errors import NarError  # noqa: E402
 
@@ -55,20 +56,10 @@ SETTINGS = [
             "NB101 20k, label and target single-run val acc (108 ep)"),
 ]
 
-# model name -> (baseline name, options)
-BASELINE_MODELS = {
-    "lightgbm": ("lightgbm", {}),
-    "lightgbm_rank": ("lightgbm", {"target": "rank"}),
-    "xgboost": ("xgboost", {}),
-    "mlp": ("mlp", {}),
-    "mlp_rank": ("mlp", {"target": "rank"}),
-}
-# model name -> config file per bench
-NAR_MODELS = {
-    "nar_paper": {"101": "config.yml", "201": "config201.yml"},
-    "nar_cpu": {"101": "cpu101.yml", "201": "cpu201.yml"},
-    "nar_improved": {"101": "improved101.yml", "201": "improved201.yml"},  # ours, not the paper's
-}
+# model name -> (baseline name, options) and model name -> config file per bench: shared
+# with `nar-cli sweep` (nar/presets.py)
+BASELINE_MODELS = BASELINE_PRESETS
+NAR_MODELS = NAR_PRESETS
 METRICS = ["kendalltau", "spearman", "precision_10", "precision_100", "n_at_10", "tier_accuracy"]
 N_TIER = 5
 

@@ -103,6 +103,7 @@ class Config:
     swa_epochs: int = 0           # >0: return the weight average of the last N epochs (improved)
     n_ensemble: int = 1           # >1: average the scores of that many seeds (improved config)
     augment: str = "none"         # training batches: none | topo (random topological re-ordering, NB101)
+    baseline_target: str = "raw"  # baselines (arch != NAR) fit: raw accuracy | rank (share within the training sample)
 
     @property
     def bench(self) -> str:
@@ -285,6 +286,8 @@ def _validate(cfg: Config, source: str, origins: dict | None = None) -> None:
         raise NarError(f"config key 'strategy' in {src('strategy')}: {cfg.strategy!r}; use val_acc or test_acc")
     if cfg.target not in ("val_acc", "test_acc"):
         raise NarError(f"config key 'target' in {src('target')}: {cfg.target!r}; use val_acc or test_acc")
+    if cfg.baseline_target not in ("raw", "rank"):
+        raise NarError(f"config key 'baseline_target' in {src('baseline_target')}: {cfg.baseline_target!r}; use raw or rank")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise NarError(f"config key 'device' in {src('device')}: {cfg.device!r}; use auto, cpu or cuda")
     r, sm = cfg.ranker, cfg.sampler

@@ -133,7 +133,7 @@ def train_baseline(prep: Prepared, run: RunDir):
     from nar.baselines import create_baseline
 
     cfg, s = prep.cfg, prep.split
-    model = create_baseline(cfg.arch, cfg.bench, cfg.seed)
+    model = create_baseline(cfg.arch, cfg.bench, cfg.seed, target=cfg.baseline_target)
     model.fit(prep.store, s.train, prep.y[s.train])
     score_tr = np.asarray(model.predict(prep.store, s.train), dtype=np.float64)
     score_va = np.asarray(model.predict(prep.store, s.val), dtype=np.float64)

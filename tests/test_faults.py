@@ -228,7 +228,7 @@ def test_unicode_paths_work_end_to_end(store, tmp_path):
 
 # ------------------------------------------------------------------ messages name a fix that exists
 def test_advice_names_options_the_command_has(run, tmp_path, monkeypatch):
-    import pipeline.ingest
+
     from tests.test_ingest import nb201_items
 
     monkeypatch.setenv("NAR_CACHE_DIR", str(tmp_path / "cache"))

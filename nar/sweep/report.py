@@ -1,0 +1,274 @@
+"""Aggregate the complete cells of a sweep from their run directories (nothing is run):
+
+- ``results.csv``: tidy, one row per cell and metric (columns :data:`COLUMNS`; ``model`` is the
+  model of a rank cell or the search of a search cell; ``queries`` is set for search metrics);
+- ``summary.md``: mean +- std over seeds per group (ranking tables per data / dataset /
+  training size; NAR-search table; search tables per query milestone with the number of seeds
+  whose pick is the optimum);
+- ``tau_vs_train_size.png`` (Kendall tau against training size per model, log x) and
+  ``search_vs_queries.png`` (the strict pick's accuracy against queries per search method).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from nar.sweep.cell import SETTINGS, cell_status
+from pipeline.atomic import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["cell", "kind", "data", "bench", "dataset", "model", "train_size", "val_size", "seed", "queries",
+           "metric", "value"]
+RANK_METRICS = ["kendalltau", "spearman", "precision_10", "precision_100", "n_at_10", "tier_accuracy"]
+RANK_HEAD = ["Kendall tau", "Spearman", "P@10", "P@100", "N@10", "tier acc"]
+
+
+def _read(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _search_rows(rep: dict) -> list[tuple]:
+    """(queries, metric, value) rows of a search.json."""
+    t = rep.get("target", "test_acc")
+    rows = []
+    if "paper_protocol" in rep and "best" in rep["paper_protocol"]:
+        p = rep["paper_protocol"]
+        rows += [(None, f"paper_best_{t}", p["best"].get(t)), (None, "paper_best_rank", p["best"].get("rank")),
+                 (None, "paper_queries", p.get("queries"))]
+    s = rep.get("strict_protocol", {})
+    if "pick" in s and "at_queries" not in s:  # NAR search: one final pick
+        rows += [(None, f"strict_pick_{t}", s["pick"].get(t)), (None, "strict_pick_rank", s["pick"].get("rank")),
+                 (None, "strict_queries", s.get("queries"))]
+    for q, v in s.get("at_queries", {}).items():
+        rows += [(int(q), f"pick_{t}", v.get(f"pick_{t}")), (int(q), "pick_rank", v.get("pick_rank")),
+                 (int(q), f"best_queried_{t}", v.get(f"best_queried_{t}"))]
+    if "at_queries" in s and "pick" in s and str(s.get("queries")) not in s["at_queries"]:
+        q = int(s["queries"])
+        rows += [(q, f"pick_{t}", s["pick"].get(t)), (q, "pick_rank", s["pick"].get("rank"))]
+    return rows
+
+
+def collect(cells, out) -> tuple[list[dict], dict]:
+    """Tidy rows of the complete cells, and counts {"done", "failed", "missing"}."""
+    out = Path(out)
+    rows, counts = [], {"done": 0, "failed": 0, "missing": 0}
+    for c in cells:
+        st = cell_status(out, c.name)
+        counts[st] += 1
+        if st != "done":
+            continue
+        d = out / c.name
+        base = {"cell": c.name, "kind": c.kind, **{k: c.labels.get(k) for k in
+                ("data", "bench", "dataset", "model", "train_size", "val_size", "seed")}}
+        found = []
+        info = _read(d / SETTINGS) or {}
+        for job, sec in (info.get("seconds") or {}).items():
+            found.append((None, f"seconds_{job}", sec))
+        res = _read(d / "results.json")
+        if res is not None:
+            h = res.get("heldout", {})
+            found += [(None, k, h.get(k)) for k in RANK_METRICS if k in h] + [(None, "n_heldout", h.get("n"))]
+        rep = _read(d / "search.json")
+        if rep is not None:
+            found += _search_rows(rep)
+        rows += [{**base, "queries": q, "metric": m, "value": v} for q, m, v in found if v is not None]
+    return rows, counts
+
+
+def _ms(vals, fmt="{:.3f}") -> str:
+    vals = [float(v) for v in vals if v is not None and np.isfinite(float(v))]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return fmt.format(vals[0])
+    return f"{fmt.format(np.mean(vals))} ± {fmt.format(np.std(vals))}"
+
+
+def _group(rows, keys):
+    g = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        g[tuple(r[k] for k in keys)][(r["metric"], r["queries"])].append(r["value"])
+    return g
+
+
+def _rank_tables(rank) -> list[str]:
+    lines, tables = [], defaultdict(list)
+    for r in rank:
+        tables[(r["data"], r["dataset"], r["train_size"], r["val_size"])].append(r)
+    for (data, ds, n, v), rs in sorted(tables.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]), kv[0][2] or 0)):
+        lines += [f"## {data} {ds}: train {n}, val {v}", "",
+                  "| model | seeds | " + " | ".join(RANK_HEAD) + " | train s | held-out n |",
+                  "|---|---|" + "---|" * (len(RANK_HEAD) + 2)]
+        for (model,), ms in _group(rs, ["model"]).items():
+            seeds = len({r["seed"] for r in rs if r["model"] == model})
+            cells = [_ms(ms.get((k, None), []), "{:.1f}" if k == "n_at_10" else "{:.3f}") for k in RANK_METRICS]
+            lines.append(f"| {model} | {seeds} | " + " | ".join(cells) +
+                         f" | {_ms(ms.get(('seconds_train', None), []), '{:.1f}')} | "
+                         f"{_ms(ms.get(('n_heldout', None), []), '{:.0f}')} |")
+        lines.append("")
+    return lines
+
+
+def _first(ms, prefix, exclude, queries=None):
+    return next((v for (m, q), v in ms.items() if q == queries and m.startswith(prefix) and m != exclude), [])
+
+
+def _sample_table(sampled) -> list[str]:
+    lines = ["## NAR search (`sample`) of the trained rankers", "",
+             "| data | dataset | model | train | paper: best (rank) | strict: pick (rank) | strict queries |",
+             "|---|---|---|---|---|---|---|"]
+    for (data, ds, model, n), ms in _group(sampled, ["data", "dataset", "model", "train_size"]).items():
+        def get(name, fmt, ms=ms):
+            return _ms(ms.get((name, None), []), fmt)
+
+        pb = _ms(_first(ms, "paper_best_", "paper_best_rank"), "{:.2f}")
+        sp = _ms(_first(ms, "strict_pick_", "strict_pick_rank"), "{:.2f}")
+        lines.append(f"| {data} | {ds} | {model} | {n} | {pb} ({get('paper_best_rank', '{:.1f}')}) | "
+                     f"{sp} ({get('strict_pick_rank', '{:.1f}')}) | {get('strict_queries', '{:.0f}')} |")
+    return lines + [""]
+
+
+def _search_tables(search) -> list[str]:
+    lines = []
+    for (data, ds), rs in sorted(_split(search, ["data", "dataset"]).items()):
+        qs = sorted({r["queries"] for r in rs})
+        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std "
+                  "[seeds picking the optimum]", "",
+                  "| method | seeds | " + " | ".join(str(q) for q in qs) + " |", "|---|---|" + "---|" * len(qs)]
+        for (model,), ms in _group(rs, ["model"]).items():
+            seeds = len({r["seed"] for r in rs if r["model"] == model})
+            cells = []
+            for q in qs:
+                acc = _first(ms, "pick_", "pick_rank", q)
+                picked = sum(int(x) == 1 for x in ms.get(("pick_rank", q), []))
+                cells.append(f"{_ms(acc, '{:.2f}')} [{picked}]" if acc else "–")
+            lines.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def markdown(rows, counts, title: str) -> str:
+    lines = [f"# Sweep {title}", "",
+             f"{counts['done']} complete cells, {counts['failed']} failed, {counts['missing']} not run; "
+             "mean ± std over seeds (population std).", ""]
+    rank = [r for r in rows if r["kind"] == "rank"]
+    lines += _rank_tables(rank)
+    sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_"))]
+    if sampled:
+        lines += _sample_table(sampled)
+    lines += _search_tables([r for r in rows if r["kind"] == "search" and r["queries"] is not None])
+    return "\n".join(lines)
+
+
+def _split(rows, keys):
+    out = defaultdict(list)
+    for r in rows:
+        out[tuple(str(r[k]) for k in keys)].append(r)
+    return out
+
+
+def _plot_tau(rows, path) -> Path | None:
+    rank = [r for r in rows if r["kind"] == "rank" and r["metric"] == "kendalltau"]
+    if not rank:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = _split(rank, ["data", "dataset"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, ((data, ds), rs) in zip(axes[0], sorted(panels.items())):
+        for model, mr in sorted(_split(rs, ["model"]).items()):
+            by_n = defaultdict(list)
+            for r in mr:
+                by_n[int(r["train_size"])].append(float(r["value"]))
+            ns = sorted(by_n)
+            ax.errorbar(ns, [np.mean(by_n[n]) for n in ns], yerr=[np.std(by_n[n]) for n in ns], marker="o",
+                        capsize=3, label=model[0])
+        ax.set_xscale("log")
+        ticks = sorted({int(r["train_size"]) for r in rs})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("training architectures")
+        ax.set_ylabel("Kendall tau (held-out)")
+        ax.set_title(f"{data} {ds}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _plot_search(cells, out, path) -> Path | None:
+    curves = defaultdict(list)
+    target = "accuracy"
+    for c in cells:
+        if c.kind != "search" or cell_status(out, c.name) != "done":
+            continue
+        rep = _read(Path(out) / c.name / "search.json") or {}
+        cur = rep.get("strict_protocol", {}).get("curve")
+        if cur:
+            target = rep.get("target", target)
+            curves[(c.labels["data"], c.labels["dataset"], c.labels["model"])].append(np.asarray(cur, float))
+    if not curves:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({k[:2] for k in curves})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for (data, ds, method), cs in sorted(curves.items()):
+            if (data, ds) != panel:
+                continue
+            q = np.arange(1, int(min(c[-1, 0] for c in cs)) + 1)
+            ys = np.stack([np.interp(q, c[:, 0], c[:, 1]) for c in cs])
+            ax.plot(q, ys.mean(0), label=f"{method} ({len(cs)} seeds)")
+            ax.fill_between(q, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_xlabel("queries (accuracy look-ups)")
+        ax.set_ylabel(f"strict pick's {target}")
+        ax.set_title(f"{panel[0]} {panel[1]}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path, mkdir=True) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def write_report(cells, out, title: str) -> dict:
+    """Write results.csv, summary.md and the plots into ``OUT/report``; returns their paths
+    and the counts."""
+    out = Path(out)
+    rows, counts = collect(cells, out)
+    rep = out / "report"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
+    paths = {"csv": write_text_atomic(rep / "results.csv", buf.getvalue(), mkdir=True),
+             "markdown": write_text_atomic(rep / "summary.md", markdown(rows, counts, title) + "\n")}
+    for name, p in (("tau_plot", _plot_tau(rows, rep / "tau_vs_train_size.png")),
+                    ("search_plot", _plot_search(cells, out, rep / "search_vs_queries.png"))):
+        if p is not None:
+            paths[name] = p
+    log.info("report of %d complete cells written to %s", counts["done"], rep)
+    return {"paths": paths, "counts": counts, "rows": len(rows)}
