@@ -20,6 +20,7 @@ from pipeline.errors import NarError
 
 SPACES = {"nasbench": "101", "nasbench201": "201"}
 NETWORK_TYPES = ("cifar10", "cifar100", "imagenet16")
+ENCODERS = ("patch_transformer", "gated_graph")
 FEATURE_SCALES = ("none", "log1p", "standardize", "log1p_standardize")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -44,6 +45,9 @@ class RankerConfig:
     scale_prj: bool = True        # scale tier logits by d_model ** -0.5
     op_onehot: int = 0            # ours, improved config: >0 embeds channel 0's integer codes
                                   # (op / vertex type, 0..op_onehot-1) one-hot; 0 = paper (linear)
+    encoder: str = "patch_transformer"  # patch_transformer (paper) | gated_graph (ours, nar/graph_ranker.py)
+    ops_on: str = "nodes"         # gated_graph: ops on "nodes" (NB101) or "edges" (NB201)
+    global_features: bool = False  # gated_graph: add log FLOPs / params to the readout
 
 
 @dataclass
@@ -211,13 +215,23 @@ def _validate(cfg: Config, source: str) -> None:
             raise NarError(f"config key 'ranker.{key}' in {source} must be >= 1")
     if r.n_tier < 2:
         raise NarError(f"config key 'ranker.n_tier' in {source} must be >= 2")
+    if r.encoder not in ENCODERS:
+        raise NarError(f"config key 'ranker.encoder' in {source}: {r.encoder!r}; use one of {', '.join(ENCODERS)}")
+    if r.ops_on not in ("nodes", "edges"):
+        raise NarError(f"config key 'ranker.ops_on' in {source}: {r.ops_on!r}; use nodes or edges")
+    if r.encoder == "gated_graph" and r.op_onehot < 2:
+        raise NarError(f"config key 'ranker.op_onehot' in {source}: the gated_graph encoder needs the number "
+                       "of op codes of feature channel 0 (6 for NB101, 5 for NB201)")
     if r.op_onehot < 0:
         raise NarError(f"config key 'ranker.op_onehot' in {source} must be >= 0 (0 = off)")
     if r.n_position < r.n_arch_patch:
         raise NarError(f"config key 'ranker.n_position' in {source} must be >= n_arch_patch")
-    for key in ("train_size", "val_size", "batch_size", "ranker_epochs", "validate_freq", "n_ensemble"):
+    for key in ("train_size", "batch_size", "ranker_epochs", "validate_freq", "n_ensemble"):
         if getattr(cfg, key) < 1:
             raise NarError(f"config key {key!r} in {source} must be >= 1")
+    if cfg.val_size < 0:
+        raise NarError(f"config key 'val_size' in {source} must be >= 0 (0: no validation cells; "
+                       "the model of the last epoch, or the weight average with swa_epochs, is kept)")
 
 
 def parse_override(text: str) -> dict:
