@@ -104,6 +104,8 @@ class Config:
     swa_epochs: int = 0           # >0: return the weight average of the last N epochs (improved)
     n_ensemble: int = 1           # >1: average the scores of that many seeds (improved config)
     augment: str = "none"         # training batches: none | topo (random topological re-ordering, NB101)
+    batches_per_epoch: int = 0    # >0: training batch size = ceil(train cells / this), at least
+                                  # batch_size, so every training size gets the same number of steps
 
     @property
     def bench(self) -> str:
@@ -226,6 +228,8 @@ def _validate(cfg: Config, source: str) -> None:
         raise NarError(f"config key 'ranker.op_onehot' in {source} must be >= 0 (0 = off)")
     if r.n_position < r.n_arch_patch:
         raise NarError(f"config key 'ranker.n_position' in {source} must be >= n_arch_patch")
+    if cfg.batches_per_epoch < 0:
+        raise NarError(f"config key 'batches_per_epoch' in {source} must be >= 0 (0 = off)")
     for key in ("train_size", "batch_size", "ranker_epochs", "validate_freq", "n_ensemble"):
         if getattr(cfg, key) < 1:
             raise NarError(f"config key {key!r} in {source} must be >= 1")

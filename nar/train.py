@@ -114,6 +114,9 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     swa_from = cfg.ranker_epochs - cfg.swa_epochs if cfg.swa_epochs > 0 else None
     swa_sum, swa_n = None, 0
     epochs = range(cfg.start_epochs, cfg.ranker_epochs)
+    batch_size = cfg.train_bs
+    if cfg.batches_per_epoch > 0:
+        batch_size = max(batch_size, -(-len(x) // cfg.batches_per_epoch))
     if progress:
         from tqdm import tqdm
 
@@ -124,7 +127,7 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
         model.reset_tier_counts()
         tot = ce_sum = rank_sum = 0.0
         correct = seen = 0
-        for idx in _batches(len(x), cfg.train_bs, cfg.drop_last, gen):
+        for idx in _batches(len(x), batch_size, cfg.drop_last, gen):
             idx = idx.to(device)
             step += 1
             lr = learning_rate(step, cfg)
