@@ -68,6 +68,7 @@ NAR_MODELS = {
     "nar_paper": {"101": "config.yml", "201": "config201.yml"},
     "nar_cpu": {"101": "cpu101.yml", "201": "cpu201.yml"},
     "nar_improved": {"101": "improved101.yml", "201": "improved201.yml"},  # ours, not the paper's
+    "nar_default": {"101": "default101.yml", "201": "default201.yml"},  # ours: the gated graph ranker
 }
 METRICS = ["kendalltau", "spearman", "precision_10", "precision_100", "n_at_10", "tier_accuracy"]
 N_TIER = 5
