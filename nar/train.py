@@ -117,6 +117,7 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     batch_size = cfg.train_bs
     if cfg.batches_per_epoch > 0:
         batch_size = max(batch_size, -(-len(x) // cfg.batches_per_epoch))
+    log.info("training batch size %d, %d training cells", batch_size, len(x))
     if progress:
         from tqdm import tqdm
 
