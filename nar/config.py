@@ -48,6 +48,7 @@ class RankerConfig:
     encoder: str = "patch_transformer"  # patch_transformer (paper) | gated_graph (ours, nar/graph_ranker.py)
     ops_on: str = "nodes"         # gated_graph: ops on "nodes" (NB101) or "edges" (NB201)
     global_features: bool = False  # gated_graph: add log FLOPs / params to the readout
+    backward_pass: bool = False   # gated_graph: each layer also propagates from the output back
 
 
 @dataclass

@@ -62,6 +62,10 @@ class GatedGraphRanker(nn.Module):
         self.bias = nn.ModuleList(nn.Embedding(n_codes, d) for _ in range(layers))
         self.message = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(layers))
         self.norm = nn.ModuleList(nn.LayerNorm(d) for _ in range(layers))
+        n_back = layers if rc.backward_pass else 0
+        self.back_gate = nn.ModuleList(nn.Embedding(n_codes, d) for _ in range(n_back))
+        self.back_message = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(n_back))
+        self.back_norm = nn.ModuleList(nn.LayerNorm(d) for _ in range(n_back))
         n_read = 2 * d + (2 if rc.global_features else 0)
         self.score_head = nn.Sequential(nn.Linear(n_read, rc.d_val_acc_prj_inner), nn.ReLU(),
                                         nn.Dropout(rc.dropout), nn.Linear(rc.d_val_acc_prj_inner, 1))
@@ -113,7 +117,7 @@ class GatedGraphRanker(nn.Module):
         active = adj.amax(1) > 0
         active[:, 0] = True
         states = [self.start.expand(b, -1)] + [x.new_zeros(b, self.rc.d_model) for _ in range(p - 1)]
-        for gate_emb, bias_emb, msg, norm in zip(self.gate, self.bias, self.message, self.norm):
+        for layer, (gate_emb, bias_emb, msg, norm) in enumerate(zip(self.gate, self.bias, self.message, self.norm)):
             gate, bias = torch.sigmoid(gate_emb(codes)), bias_emb(codes)
             new, sent = [states[0]], [msg(states[0])]
             for j in range(1, p):
@@ -127,6 +131,8 @@ class GatedGraphRanker(nn.Module):
                 new.append(h)
                 sent.append(msg(h))
             states = new
+            if self.rc.backward_pass:
+                states = self._backward(states, codes, adj, active, layer)
         h = torch.stack(states, 1)                                         # (B, P, d)
         inner = active.clone()
         inner[:, 0] = False
@@ -135,6 +141,26 @@ class GatedGraphRanker(nn.Module):
         if self.rc.global_features:
             parts.append((self.log_costs(x) - self.cost_shift) * self.cost_scale)
         return torch.cat(parts, -1)
+
+    def _backward(self, states, codes, adj, active, layer):
+        """One pass against the edges, output first: each vertex adds the gated messages of
+        its successors (what its output feeds), so a state also describes its downstream."""
+        p = len(states)
+        gate = torch.sigmoid(self.back_gate[layer](codes))
+        msg, norm = self.back_message[layer], self.back_norm[layer]
+        new = list(states)
+        sent = {p - 1: msg(states[p - 1])}
+        for i in range(p - 2, -1, -1):
+            a = adj[:, i, i + 1:, None]                                    # (B, p-1-i, 1)
+            back = torch.stack([sent[j] for j in range(i + 1, p)], 1)
+            if self.rc.ops_on == "edges":
+                m = (a * gate[:, i, i + 1:] * back).sum(1)
+            else:
+                m = (a * gate[:, i + 1:] * back).sum(1)
+            h = norm(states[i] + F.relu(m))
+            new[i] = torch.where(active[:, i, None], h, states[i])
+            sent[i] = msg(new[i])
+        return new
 
     def score(self, enc: torch.Tensor) -> torch.Tensor:
         return self.score_head(enc).squeeze(-1)
