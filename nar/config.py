@@ -23,6 +23,7 @@ from pipeline.spaces import bench_of, list_spaces, space_class
 from pipeline.spaces.nb201 import PAPER_201  # noqa: F401  (moved to the NB201 space; re-exported)
 
 NETWORK_TYPES = ("cifar10", "cifar100", "imagenet16")
+ENCODERS = ("patch_transformer", "gated_graph")
 FEATURE_SCALES = ("none", "log1p", "standardize", "log1p_standardize")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -47,6 +48,10 @@ class RankerConfig:
     scale_prj: bool = True        # scale tier logits by d_model ** -0.5
     op_onehot: int = 0            # ours, improved config: >0 embeds channel 0's integer codes
                                   # (op / vertex type, 0..op_onehot-1) one-hot; 0 = paper (linear)
+    encoder: str = "patch_transformer"  # patch_transformer (paper) | gated_graph (ours, nar/graph_ranker.py)
+    ops_on: str = "nodes"         # gated_graph: ops on "nodes" (NB101) or "edges" (NB201)
+    global_features: bool = False  # gated_graph: add log FLOPs / params to the readout
+    backward_pass: bool = False   # gated_graph: each layer also propagates from the output back
 
 
 @dataclass
@@ -104,6 +109,8 @@ class Config:
     n_ensemble: int = 1           # >1: average the scores of that many seeds (improved config)
     augment: str = "none"         # training batches: none | topo (random topological re-ordering, NB101)
     baseline_target: str = "raw"  # baselines (arch != NAR) fit: raw accuracy | rank (share within the training sample)
+    batches_per_epoch: int = 0    # >0: training batch size = ceil(train cells / this), at least
+                                  # batch_size, so every training size gets the same number of steps
 
     @property
     def bench(self) -> str:
@@ -141,11 +148,11 @@ _SIZE = (1, 1 << 16, False, False)      # model widths and counts: beyond this, 
 _MANY = (1, 10 ** 7, False, False)      # per-iteration sample counts
 RANGES = {
     "seed": (0, SEED_MAX, False, False), "max_edges": _AT_LEAST_1, "train_size": _AT_LEAST_1,
-    "val_size": _AT_LEAST_1, "data_loader_workers": _AT_LEAST_0, "batch_size": _AT_LEAST_1,
+    "val_size": _AT_LEAST_0, "data_loader_workers": _AT_LEAST_0, "batch_size": _AT_LEAST_1,
     "train_batch_size": _AT_LEAST_1, "val_batch_size": _AT_LEAST_1, "start_epochs": _AT_LEAST_0,
     "ranker_epochs": _AT_LEAST_1, "sampler_epochs": _AT_LEAST_0, "validate_freq": _AT_LEAST_1,
     "bins": (2, 10_000, False, False), "loss_factor": _AT_LEAST_0, "swa_epochs": _AT_LEAST_0,
-    "n_ensemble": (1, 1000, False, False),
+    "n_ensemble": (1, 1000, False, False), "batches_per_epoch": _AT_LEAST_0,
     "ranker.n_tier": (2, None, False, False), "ranker.n_arch_patch": _SIZE,
     "ranker.d_patch": _SIZE, "ranker.d_patch_vec": _SIZE, "ranker.d_model": _SIZE,
     "ranker.d_ffn_inner": _SIZE, "ranker.d_tier_prj_inner": _SIZE,
@@ -291,6 +298,13 @@ def _validate(cfg: Config, source: str, origins: dict | None = None) -> None:
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise NarError(f"config key 'device' in {src('device')}: {cfg.device!r}; use auto, cpu or cuda")
     r, sm = cfg.ranker, cfg.sampler
+    if r.encoder not in ENCODERS:
+        raise NarError(f"config key 'ranker.encoder' in {src('ranker.encoder')}: {r.encoder!r}; use one of {', '.join(ENCODERS)}")
+    if r.ops_on not in ("nodes", "edges"):
+        raise NarError(f"config key 'ranker.ops_on' in {src('ranker.ops_on')}: {r.ops_on!r}; use nodes or edges")
+    if r.encoder == "gated_graph" and r.op_onehot < 2:
+        raise NarError(f"config key 'ranker.op_onehot' in {src('ranker.op_onehot')}: the gated_graph encoder needs the "
+                       "number of op codes of feature channel 0 (6 for NB101, 5 for NB201)")
     if r.n_position < r.n_arch_patch:
         raise NarError(f"config key 'ranker.n_position' in {src('ranker.n_position')}: {r.n_position} < ranker.n_arch_patch "
                        f"{r.n_arch_patch}; it must be >= n_arch_patch")

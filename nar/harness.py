@@ -136,11 +136,13 @@ def train_baseline(prep: Prepared, run: RunDir):
     model = create_baseline(cfg.arch, cfg.bench, cfg.seed, target=cfg.baseline_target)
     model.fit(prep.store, s.train, prep.y[s.train])
     score_tr = np.asarray(model.predict(prep.store, s.train), dtype=np.float64)
-    score_va = np.asarray(model.predict(prep.store, s.val), dtype=np.float64)
     thr = tier_thresholds(prep.y[s.train], cfg.ranker.n_tier)
     score_thr = tier_thresholds(score_tr, cfg.ranker.n_tier)
-    tau = float(kendalltau(score_va, prep.y[s.val]).statistic)
-    val_acc = float((assign_tiers(score_va, score_thr) == assign_tiers(prep.y[s.val], thr)).mean())
+    tau = val_acc = float("nan")
+    if len(s.val) > 1:
+        score_va = np.asarray(model.predict(prep.store, s.val), dtype=np.float64)
+        tau = float(kendalltau(score_va, prep.y[s.val]).statistic)
+        val_acc = float((assign_tiers(score_va, score_thr) == assign_tiers(prep.y[s.val], thr)).mean())
     run.on_epoch({"epoch": 1, "val_tier_acc": val_acc, "val_kendalltau": tau, "best": True})
     log.info("%s: val tier acc %.3f val tau %.4f", cfg.arch, val_acc, tau)
     return model, {"score_thresholds": [float(v) for v in score_thr], "epoch": 1, "val_kendalltau": tau}

@@ -139,7 +139,12 @@ class NARanker(nn.Module):
         self.train(was_training)
 
 
-def build_model(rc: RankerConfig) -> NARanker:
+def build_model(rc: RankerConfig) -> nn.Module:
+    """The ranker network of ``rc.encoder``: the paper's patch transformer or the gated graph
+    ranker (nar/graph_ranker.py); both map (B, C, P, P) features to (tier logits, score, E)."""
+    if rc.encoder == "gated_graph":
+        from nar.graph_ranker import GatedGraphRanker
+        return GatedGraphRanker(rc)
     return NARanker(rc)
 
 

@@ -17,6 +17,7 @@ NAR_PRESETS = {
     "nar_paper": {"101": "config.yml", "201": "config201.yml"},
     "nar_cpu": {"101": "cpu101.yml", "201": "cpu201.yml"},
     "nar_improved": {"101": "improved101.yml", "201": "improved201.yml"},  # ours, not the paper's
+    "nar_default": {"101": "default101.yml", "201": "default201.yml"},  # ours: the gated graph ranker
 }
 # model name -> (baseline name of nar.baselines, keyword options of create_baseline)
 BASELINE_PRESETS = {

@@ -40,7 +40,7 @@ def learning_rate(step: int, cfg: Config) -> float:
 def predict_batched(models: list[NARanker], feats, batch_size: int = 2048, device=None):
     """Tier (1..n_tier, int64) and score (float64) of every row of ``feats`` (array or memmap).
     Ensembles average the tier probabilities and the scores of their members."""
-    if isinstance(models, NARanker):
+    if isinstance(models, torch.nn.Module):
         models = [models]
     device = torch.device(device) if device is not None else next(models[0].parameters()).device
     n = len(feats)
@@ -118,6 +118,10 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     swa_from = cfg.ranker_epochs - cfg.swa_epochs if cfg.swa_epochs > 0 else None
     swa_sum, swa_n = None, 0
     epochs = range(cfg.start_epochs, cfg.ranker_epochs)
+    batch_size = cfg.train_bs
+    if cfg.batches_per_epoch > 0:
+        batch_size = max(batch_size, -(-len(x) // cfg.batches_per_epoch))
+    log.info("training batch size %d, %d training cells", batch_size, len(x))
     if progress:
         from tqdm import tqdm
 
@@ -128,7 +132,7 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
         model.reset_tier_counts()
         tot = ce_sum = rank_sum = 0.0
         correct = seen = 0
-        for idx in _batches(len(x), cfg.train_bs, cfg.drop_last, gen):
+        for idx in _batches(len(x), batch_size, cfg.drop_last, gen):
             idx = idx.to(device)
             step += 1
             lr = learning_rate(step, cfg)
@@ -154,7 +158,7 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
             seen += k
         row = {"epoch": epoch + 1, "loss": tot / seen, "tier_loss": ce_sum / seen,
                "rank_loss": rank_sum / seen, "lr": lr, "train_tier_acc": correct / seen}
-        if (epoch + 1) % cfg.validate_freq == 0 or epoch + 1 == cfg.ranker_epochs:
+        if len(val_labels) and ((epoch + 1) % cfg.validate_freq == 0 or epoch + 1 == cfg.ranker_epochs):
             vt, vs = predict_batched([model], val_feats, cfg.val_bs, device)
             tau = float(kendalltau(vs, val_labels).statistic) if len(vs) > 1 else float("nan")
             row.update(val_tier_acc=float((vt == val_tiers).mean()), val_kendalltau=tau)
@@ -179,9 +183,10 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     if swa_n > 0:
         best = average_model(model, swa_sum, swa_n)
         best.recompute_tier_emb(x, t, cfg.val_bs)
-        _, vs = predict_batched([best], val_feats, cfg.val_bs, device)
-        log.info("weight average of the last %d epochs: val tau %.4f", swa_n,
-                 float(kendalltau(vs, val_labels).statistic) if len(vs) > 1 else float("nan"))
+        if len(val_labels) > 1:
+            _, vs = predict_batched([best], val_feats, cfg.val_bs, device)
+            log.info("weight average of the last %d epochs: val tau %.4f", swa_n,
+                     float(kendalltau(vs, val_labels).statistic))
     elif best_state is not None and history and not history[-1].get("best"):
         best = copy.deepcopy(model)
         best.load_state_dict(best_state)
