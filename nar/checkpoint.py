@@ -81,8 +81,13 @@ def _check_blob(blob: dict, p: Path) -> None:
     for key, typ in _META_TYPES.items():
         if not isinstance(blob.get(key), typ):
             raise bad(f"entry {key!r} is {type(blob.get(key)).__name__}, expected {typ.__name__}")
-    if blob["bench"] not in ("101", "201"):
-        raise bad(f"bench {blob['bench']!r}")
+    from pipeline.spaces import bench_of
+    try:
+        known = bench_of(blob["bench"]) == blob["bench"]
+    except NarError:
+        known = False
+    if not known:
+        raise bad(f"bench {blob['bench']!r} is not a registered space")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                for v in blob["tier_thresholds"]):
         raise bad("tier_thresholds are not finite numbers")

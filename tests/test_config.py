@@ -90,7 +90,7 @@ def test_space_key_takes_registered_names_and_limits_come_from_the_space():
     assert load_config(None, ["space=nasbench101"]).bench == "101"
     assert load_config(None, ["space=nasbench201"]).bench == "201"
     assert load_config(None, ["space=user"]).dataset == "default"
-    with pytest.raises(NarError, match="config key 'space' in defaults: 'nb999'"):
+    with pytest.raises(NarError, match="config key 'space' in --set: 'nb999'"):
         load_config(None, ["space=nb999"])
     assert load_config(None, ["max_edges=9"]).max_edges == 9  # the release's value: NB101's limit
     with pytest.raises(NarError, match="edge limit of space 'nasbench' is 9"):

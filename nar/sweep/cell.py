@@ -74,7 +74,8 @@ def _run_jobs(cell: Cell, tmp: Path) -> dict:
         from nar.evaluate import run_test
         from nar.harness import run_training
 
-        run_training(cell.config_file, cell.store, tmp, seed=cell.seed, overrides=cell.overrides)
+        run_training(cell.config_file, cell.store, tmp, seed=cell.seed, overrides=cell.overrides,
+                     overwrite=True)  # the cell's own temporary folder (it holds sweep_cell.json)
         seconds["train"] = time.perf_counter() - t
         t = time.perf_counter()
         run_test(cell.config_file, cell.store, tmp, "ckp_best.pth", seed=cell.seed, overrides=cell.overrides)
