@@ -42,9 +42,9 @@ $(CACHE)/nb201_analognas.json: | $(BIN)/nar-cli
 prepare: $(PREPARED)
 
 demo: prepare
-	$(BIN)/nar-cli train --config_file config/improved201.yml --data_path $(DEMO_JSON) --save_dir $(RUN) --seed $(SEED) --overwrite
-	$(BIN)/nar-cli test --config_file config/improved201.yml --data_path $(DEMO_JSON) --save_dir $(RUN) --checkpoint ckp_best.pth --seed $(SEED) --save_file_name test.log
-	$(BIN)/nar-cli sample --config_file config/improved201.yml --data_path $(DEMO_JSON) --save_dir $(RUN) --checkpoint ckp_best.pth --seed $(SEED)
+	$(BIN)/nar-cli train --config_file config/default201.yml --data_path $(DEMO_JSON) --save_dir $(RUN) --seed $(SEED) --overwrite
+	$(BIN)/nar-cli test --config_file config/default201.yml --data_path $(DEMO_JSON) --save_dir $(RUN) --checkpoint ckp_best.pth --seed $(SEED) --save_file_name test.log
+	$(BIN)/nar-cli sample --config_file config/default201.yml --data_path $(DEMO_JSON) --save_dir $(RUN) --checkpoint ckp_best.pth --seed $(SEED)
 	@echo "run directory: $(RUN) (config.yaml, train.log, metrics.csv, results.json, search.json, search.png)"
 
 test: install
