@@ -7,16 +7,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from cache.store import Store
 from cli import cli
 from nar.api import load_ranker
+from nar.augment import topo_permute_101
 from nar.config import RankerConfig, load_config
+from nar.data import load_features, store_keys
 from nar.graph_ranker import GatedGraphRanker, live_edges
 from nar.model import build_model
 from pipeline.errors import NarError
 from tests.conftest import REPO
 from tests.fakes import fake_store_101, fake_store_201
 from tests.test_augment import _encode, _random_cells
-from nar.augment import topo_permute_101
 
 EDGES = [(0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]
 TINY = ["ranker.d_model=16", "ranker.d_tier_prj_inner=16", "ranker.d_val_acc_prj_inner=16",
@@ -100,11 +102,8 @@ def test_default_config_trains_tests_and_reloads_on_a_fake(bench, tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads((run / "results.json").read_text())
     held = res["heldout"]
-    import torch as _t
-    train_list = _t.load(run / "ckp_best.pth", weights_only=True)["train_keys"]
+    train_list = torch.load(run / "ckp_best.pth", weights_only=True)["train_keys"]
     train_keys = set(train_list)
-    from cache.store import Store
-    from nar.data import store_keys
     with Store(store) as st:
         keys = store_keys(st)
     assert len(train_list) == 150
@@ -112,7 +111,6 @@ def test_default_config_trains_tests_and_reloads_on_a_fake(bench, tmp_path):
     assert held["kendalltau"] > 0.3  # the fake's accuracy is a learnable function of the cell
     ranker = load_ranker(run / "ckp_best.pth")
     assert len(ranker.members) == 2
-    from nar.data import load_features
     with Store(store) as st:
         feats = load_features(st, "cifar10", np.arange(20))
     t1, s1 = ranker.predict(feats)
