@@ -72,6 +72,18 @@ class LRSchedulerConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Self-supervised pre-training of the gated graph encoder on unlabelled cells (ours,
+    nar/pretrain.py); cached beside the store."""
+    steps: int = 0                # 0 = no pre-training
+    cells: int = 100000           # at most this many cells, drawn with ``seed`` from the store
+    batch_size: int = 256
+    lr: float = 1.0e-3
+    seed: int = 0
+    store: str = ""               # store or NAR JSON of the same space whose cells are used; "" = the training store
+
+
+@dataclass
 class Config:
     arch: str = "NAR"             # "NAR" or a baseline name: lightgbm, xgboost, mlp
     exp_name: str = "nar_nasbench101"
@@ -101,6 +113,7 @@ class Config:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     lr_scheduler: LRSchedulerConfig = field(default_factory=LRSchedulerConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     # ours
     target: str = "test_acc"      # accuracy evaluated against (val_acc when the store lacks it)
     device: str = "auto"          # auto | cpu | cuda

@@ -37,4 +37,6 @@ RANGES = {
     "sampler.population": (2, 10 ** 7, False, False), "sampler.tournament": _AT_LEAST_1,
     "sampler.init_size": _MANY, "sampler.query_step": _MANY,
     "sampler.finetune_epochs": _AT_LEAST_0,
+    "pretrain.steps": (0, 10 ** 7, False, False), "pretrain.cells": _MANY,
+    "pretrain.batch_size": _SIZE, "pretrain.lr": _POSITIVE, "pretrain.seed": (0, SEED_MAX, False, False),
 }

@@ -20,6 +20,7 @@ from nar.config import Config, load_config, validate_config
 from nar.data import (Split, check_features, label_array, load_features, make_split, open_store,
                       store_fingerprint, store_keys)
 from nar.metrics import assign_tiers, tier_thresholds
+from nar.pretrain import pretrained_encoder
 from nar.train import train_ranker
 from pipeline.atomic import check_output_dir, make_dirs, output_error, remove_stale_temps, temp_path
 from pipeline.errors import NarError
@@ -117,13 +118,14 @@ def train_models(prep: Prepared, run: RunDir, progress: bool = False) -> list[di
             raise NarError(f"store {prep.store.path}: features of {name} architectures hold NaN or "
                            f"infinite values (the store is damaged); check it with `nar-cli verify` "
                            f"and re-run `nar-cli encode`")
+    encoder = pretrained_encoder(cfg, prep.store, prep.dataset)
     history = []
     for k in range(cfg.n_ensemble):
         member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
         if cfg.n_ensemble > 1:
             log.info("ensemble member %d/%d (seed %d)", k + 1, cfg.n_ensemble, member_cfg.seed)
         _, hist = train_ranker(member_cfg, x_tr, prep.y[s.train], x_va, prep.y[s.val], run=run,
-                               progress=progress)
+                               progress=progress, encoder_state=encoder)
         history.extend(hist)
     return history
 

@@ -15,6 +15,7 @@ from nar.augment import augment_batch
 from nar.config import Config
 from nar.metrics import assign_tiers, tier_labels, tier_thresholds
 from nar.model import NARanker, build_model, nar_loss
+from nar.pretrain import load_encoder
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,12 @@ def _batches(n: int, bs: int, drop_last: bool, gen: torch.Generator):
 
 
 def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARanker | None = None,
-                 run=None, *, progress: bool = False):
+                 run=None, *, progress: bool = False, encoder_state: dict | None = None):
     """Train one ranker; ``labels`` are accuracies (cut into tiers here). Returns (model, history):
     the model of the best validation Kendall tau with exact tier embeddings over the training
     set, and one dict per epoch. ``init`` (an existing model, copied) is fine-tuned instead of
-    a fresh one. ``run`` (optional) gets ``on_epoch(row)`` and ``on_finish(last, best)``.
+    a fresh one; ``encoder_state`` (nar/pretrain.py) starts a fresh one from a pre-trained
+    encoder. ``run`` (optional) gets ``on_epoch(row)`` and ``on_finish(last, best)``.
     With ``cfg.swa_epochs`` > 0 (improved config) the returned "best" model is instead the
     uniform average of the weights after each of the last ``swa_epochs`` epochs."""
     labels = np.asarray(labels, dtype=np.float64)
@@ -106,7 +108,9 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     y = torch.from_numpy(labels).to(device)
     t = torch.from_numpy(tiers_np).to(device)
     if init is None:
-        model = build_model(cfg.ranker).to(device)
+        model = build_model(cfg.ranker)
+        load_encoder(model, encoder_state)
+        model = model.to(device)
         model.fit_feature_scale(x, cfg.feature_scale)
     else:
         model = copy.deepcopy(init).to(device)
