@@ -50,13 +50,12 @@ def test(config_file, data_path, save_dir, checkpoint, seed, save_file_name, ove
 @out_file_option("CSV to write: key, tier, score, rank.")
 def predict(checkpoint, save_dir, data_path, out, sha256, skip_sha256):
     """Score every architecture of a store with a trained checkpoint."""
-    from nar.checkpoint import resolve_checkpoint
     from nar.evaluate import run_predict
     from pipeline.atomic import check_output_file
 
     check_output_file(out, "--out")
-    ckpt = resolve_checkpoint(save_dir, checkpoint)
-    click.echo(f"wrote {run_predict(ckpt, data_path, out, sha256=sha256, skip_sha256=skip_sha256)}")
+    path = run_predict(checkpoint, data_path, out, sha256=sha256, skip_sha256=skip_sha256, run_dir=save_dir)
+    click.echo(f"wrote {path}")
 
 
 COMMANDS = [train, test, predict]
