@@ -90,7 +90,9 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages (and tracebacks of internal errors).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print every log line: one per epoch (otherwise only in the run's train.log), debug "
+                   "messages, and tracebacks of internal errors.")
 @cache_dir_option()
 def cli(verbose, cache):
     """Neural Architecture Ranker: prepare NAS-Bench data, train the ranker, search by sampling."""
