@@ -11,6 +11,7 @@ import traceback
 
 import click
 
+from cli_options import cache_dir_option
 from pipeline.errors import NarError
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
@@ -89,16 +90,25 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages (and tracebacks of internal errors).")
-@click.option("--cache-dir", "cache", default=None, type=click.Path(file_okay=False),
-              help="Folder of the stores every command writes or reuses (sets $NAR_CACHE_DIR; "
-                   "default ./cache of the working directory).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print every log line: one per epoch (otherwise only in the run's train.log), debug "
+                   "messages, and tracebacks of internal errors.")
+@cache_dir_option()
 def cli(verbose, cache):
     """Neural Architecture Ranker: prepare NAS-Bench data, train the ranker, search by sampling."""
     if cache is not None:
         os.environ["NAR_CACHE_DIR"] = str(cache)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(verbose)
+
+
+def setup_logging(verbose: bool) -> None:
+    """stderr shows INFO and above (a few lines per command, next to the progress bars); ``-v``
+    shows everything, including the DETAIL lines (one per epoch) that otherwise go only to the
+    run's train.log. Does nothing when logging is configured already (a test runner, a caller)."""
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[console])
 
 
 def _register():

@@ -108,18 +108,21 @@ def _check_blob(blob: dict, p: Path) -> None:
         raise bad("a baseline checkpoint needs 'model' and 'score_thresholds'")
 
 
-def resolve_checkpoint(run_dir, name: str) -> Path:
-    """``name`` inside ``run_dir`` (or a path); a baseline's ``.joblib`` twin when the ``.pth``
-    does not exist."""
+def resolve_checkpoint(run_dir, name) -> Path:
+    """The one meaning of ``--checkpoint``: ``name`` inside ``run_dir`` (the release passes
+    ``--checkpoint ckp_best.pth`` beside ``--save_dir``), else ``name`` as a path (absolute, or
+    relative to the working directory). A baseline's ``.joblib`` twin stands in for a missing
+    ``.pth``. ``run_dir`` may be None (a path only)."""
     p = Path(name)
-    if not p.is_absolute() and not p.exists():
-        p = Path(run_dir) / name
-    if not p.exists() and p.suffix == ".pth" and p.with_suffix(".joblib").exists():
-        p = p.with_suffix(".joblib")
-    if not p.exists():
-        raise NarError(f"checkpoint not found: {p}; pass --checkpoint ckp_best.pth or ckp_last.pth "
-                       "of a finished `nar-cli train` run")
-    return p
+    tried = [run_dir / p for run_dir in ([Path(run_dir)] if run_dir is not None and not p.is_absolute() else [])]
+    tried.append(p)
+    for c in tried:
+        for cand in (c, c.with_suffix(".joblib")) if c.suffix == ".pth" else (c,):
+            if cand.is_file():
+                return cand
+    where = " or ".join(str(c) for c in dict.fromkeys(tried))
+    raise NarError(f"checkpoint not found: {where}; pass --checkpoint ckp_best.pth (or ckp_last.pth) with the "
+                   "--save_dir of a finished `nar-cli train` run, or a path to the checkpoint file")
 
 
 def build_members(blob: dict) -> list[NARanker]:

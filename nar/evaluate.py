@@ -89,9 +89,11 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
     return results
 
 
-def run_predict(checkpoint, data_path, out, sha256=None, skip_sha256=False) -> Path:
-    """Write key, tier, score, rank (1 = best score) of every architecture to ``out`` (CSV)."""
+def run_predict(checkpoint, data_path, out, sha256=None, skip_sha256=False, run_dir=None) -> Path:
+    """Write key, tier, score, rank (1 = best score) of every architecture to ``out`` (CSV).
+    ``checkpoint``: a file name in ``run_dir`` or a path (:func:`resolve_checkpoint`)."""
     check_output_file(out, "--out")
+    checkpoint = resolve_checkpoint(run_dir, checkpoint)
     blob = load_checkpoint(checkpoint)
     cfg = config_from_dict(blob["config"], f"checkpoint {checkpoint}")
     store = open_store(data_path, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from scipy.stats import kendalltau
 from cache.store import Store
 from nar.checkpoint import save_baseline, save_checkpoint
 from nar.config import Config, load_config, validate_config
+from nar.console import DETAIL, progress_bar
 from nar.data import (Split, check_features, label_array, load_features, make_split, open_store,
                       store_fingerprint, store_keys)
 from nar.metrics import assign_tiers, tier_thresholds
@@ -109,7 +111,8 @@ def _fmt(v):
 
 
 def train_models(prep: Prepared, run: RunDir, progress: bool = False) -> list[dict]:
-    """Train ``n_ensemble`` NAR members (seeds seed, seed+1, ...); returns the history."""
+    """Train ``n_ensemble`` NAR members (seeds seed, seed+1, ...) under one progress bar;
+    returns the history."""
     cfg, s = prep.cfg, prep.split
     x_tr = load_features(prep.store, prep.dataset, s.train)
     x_va = load_features(prep.store, prep.dataset, s.val)
@@ -120,13 +123,19 @@ def train_models(prep: Prepared, run: RunDir, progress: bool = False) -> list[di
                            f"and re-run `nar-cli encode`")
     encoder = pretrained_encoder(cfg, prep.store, prep.dataset)
     history = []
-    for k in range(cfg.n_ensemble):
-        member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
-        if cfg.n_ensemble > 1:
-            log.info("ensemble member %d/%d (seed %d)", k + 1, cfg.n_ensemble, member_cfg.seed)
-        _, hist = train_ranker(member_cfg, x_tr, prep.y[s.train], x_va, prep.y[s.val], run=run,
-                               progress=progress, encoder_state=encoder)
-        history.extend(hist)
+    n_epochs = cfg.ranker_epochs - cfg.start_epochs
+    desc = "train" if cfg.n_ensemble == 1 else f"train {cfg.n_ensemble} members"
+    bar = progress_bar(cfg.n_ensemble * n_epochs, desc, "epoch", enabled=progress)
+    try:
+        for k in range(cfg.n_ensemble):
+            member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
+            if cfg.n_ensemble > 1:
+                log.log(DETAIL, "ensemble member %d/%d (seed %d)", k + 1, cfg.n_ensemble, member_cfg.seed)
+            _, hist = train_ranker(member_cfg, x_tr, prep.y[s.train], x_va, prep.y[s.val], run=run,
+                                   progress=bar, encoder_state=encoder)
+            history.extend(hist)
+    finally:
+        bar.close()
     return history
 
 
@@ -150,24 +159,35 @@ def train_baseline(prep: Prepared, run: RunDir):
     return model, {"score_thresholds": [float(v) for v in score_thr], "epoch": 1, "val_kendalltau": tau}
 
 
-def _attach_log(path: Path) -> logging.Handler:
+_LOGGERS = ("nar", "pipeline", "cache")
+
+
+def _attach_log(path: Path) -> tuple[logging.Handler, dict]:
+    """The run's ``train.log``: every record of the project's loggers down to the DETAIL level
+    (one line per epoch), whatever the terminal shows. Returns the handler and the loggers'
+    levels to restore."""
     try:
         handler = logging.FileHandler(path)
     except OSError as e:
         raise output_error(path, e, "log file") from e
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    for name in ("nar", "pipeline", "cache"):
+    handler.setLevel(DETAIL)
+    levels = {}
+    for name in _LOGGERS:
         lg = logging.getLogger(name)
         lg.addHandler(handler)
-        if lg.getEffectiveLevel() > logging.INFO:
-            lg.setLevel(logging.INFO)
-    return handler
+        levels[name] = lg.level
+        if lg.getEffectiveLevel() > DETAIL:
+            lg.setLevel(DETAIL)
+    return handler, levels
 
 
-def _detach_log(handler: logging.Handler) -> None:
-    for name in ("nar", "pipeline", "cache"):
-        logging.getLogger(name).removeHandler(handler)
+def _detach_log(attached: tuple[logging.Handler, dict]) -> None:
+    handler, levels = attached
+    for name in _LOGGERS:
+        lg = logging.getLogger(name)
+        lg.removeHandler(handler)
+        lg.setLevel(levels[name])
     handler.close()
 
 
@@ -247,7 +267,8 @@ def _write_run(prep: Prepared, out: Path, progress: bool) -> None:
         cfg.save(out / "config.yaml")
     except OSError as e:
         raise output_error(out / "config.yaml", e) from e
-    handler = _attach_log(out / "train.log")
+    attached = _attach_log(out / "train.log")
+    t0 = time.perf_counter()
     try:
         log.info("train %s on NB%s %s: %d train / %d val / %d held out, label %s, seed %d",
                  cfg.arch, cfg.bench, prep.dataset, len(prep.split.train), len(prep.split.val),
@@ -266,5 +287,24 @@ def _write_run(prep: Prepared, out: Path, progress: bool) -> None:
             model, extra = train_baseline(prep, run)
             for name in ("ckp_last.joblib", "ckp_best.joblib"):
                 save_baseline(out / name, model, {**meta, **extra})
+        log.info("trained %s in %.1f s: %s", cfg.arch, time.perf_counter() - t0, _summary(cfg, run))
     finally:
-        _detach_log(handler)
+        _detach_log(attached)
+
+
+def _summary(cfg: Config, run: RunDir) -> str:
+    """One line on what the run ended with (the per-epoch lines are in train.log)."""
+    if cfg.arch != "NAR":
+        return f"val Kendall tau {_tau(run._rows)}"
+    n = len(run.best_rows)
+    last_loss = np.mean([[r for r in run._rows if r["member"] == k][-1]["loss"] for k in range(n)])
+    best = (f"the weight average of the last {cfg.swa_epochs} epochs" if cfg.swa_epochs > 0
+            else "the epoch of the best val Kendall tau")
+    return (f"{f'{n} members x ' if n > 1 else ''}{cfg.ranker_epochs - cfg.start_epochs} epochs, final "
+            f"training loss {last_loss:.4f}, best epoch's val Kendall tau {_tau(run.best_rows)}; "
+            f"ckp_best.pth holds {best}; one line per epoch in train.log")
+
+
+def _tau(rows) -> str:
+    taus = np.array([r.get("val_kendalltau", np.nan) for r in rows], float)
+    return "n/a (no validation cells)" if not np.isfinite(taus).any() else f"{np.nanmean(taus):.4f}"

@@ -1,4 +1,4 @@
-"""The Neural Architecture Ranker network (METHOD.md section 4) and its training loss.
+"""The Neural Architecture Ranker network (docs/method.md, section 5) and its training loss.
 
 Input: raw ReNAS feature tensors (B, C, P, P). The model holds, as buffers saved with its
 weights, the feature transform (optional log1p, per-element shift/scale fitted on the

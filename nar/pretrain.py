@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nar.console import DETAIL
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def pretrain_encoder(cfg, src, dataset: str) -> dict:
         loss.backward()
         opt.step()
         if (step + 1) % 500 == 0 or step + 1 == pc.steps:
-            log.info("pre-training step %d/%d loss %.4f (%.0f s)", step + 1, pc.steps, loss.item(),
+            log.log(DETAIL, "pre-training step %d/%d loss %.4f (%.0f s)", step + 1, pc.steps, loss.item(),
                      time.perf_counter() - t0)
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(HEADS)}
 

@@ -13,6 +13,7 @@ from scipy.stats import kendalltau
 
 from nar.augment import augment_batch
 from nar.config import Config
+from nar.console import DETAIL, progress_bar
 from nar.metrics import assign_tiers, tier_labels, tier_thresholds
 from nar.model import NARanker, build_model, nar_loss
 from nar.pretrain import load_encoder
@@ -83,12 +84,14 @@ def _batches(n: int, bs: int, drop_last: bool, gen: torch.Generator):
 
 
 def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARanker | None = None,
-                 run=None, *, progress: bool = False, encoder_state: dict | None = None):
+                 run=None, *, progress=False, encoder_state: dict | None = None):
     """Train one ranker; ``labels`` are accuracies (cut into tiers here). Returns (model, history):
     the model of the best validation Kendall tau with exact tier embeddings over the training
     set, and one dict per epoch. ``init`` (an existing model, copied) is fine-tuned instead of
     a fresh one; ``encoder_state`` (nar/pretrain.py) starts a fresh one from a pre-trained
     encoder. ``run`` (optional) gets ``on_epoch(row)`` and ``on_finish(last, best)``.
+    ``progress``: True for a bar of its own, or a bar (``update(n)``) shared with other work, such
+    as the other members of an ensemble; each epoch's line is logged at the DETAIL level.
     With ``cfg.swa_epochs`` > 0 (improved config) the returned "best" model is instead the
     uniform average of the weights after each of the last ``swa_epochs`` epochs."""
     labels = np.asarray(labels, dtype=np.float64)
@@ -117,19 +120,29 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
     o = cfg.optimizer
     opt = torch.optim.AdamW(model.parameters(), lr=learning_rate(1, cfg), betas=(o.beta1, o.beta2),
                             eps=o.eps, weight_decay=o.weight_decay)
-    amp = device.type == "cuda"
-    history, best_tau, best_state, step = [], -np.inf, None, 0
-    swa_from = cfg.ranker_epochs - cfg.swa_epochs if cfg.swa_epochs > 0 else None
-    swa_sum, swa_n = None, 0
     epochs = range(cfg.start_epochs, cfg.ranker_epochs)
     batch_size = cfg.train_bs
     if cfg.batches_per_epoch > 0:
         batch_size = max(batch_size, -(-len(x) // cfg.batches_per_epoch))
-    log.info("training batch size %d, %d training cells", batch_size, len(x))
-    if progress:
-        from tqdm import tqdm
+    log.log(DETAIL, "training batch size %d, %d training cells", batch_size, len(x))
+    own_bar = not hasattr(progress, "update")
+    bar = progress_bar(len(epochs), "train", "epoch", enabled=bool(progress)) if own_bar else progress
+    try:
+        history, best_state, swa_sum, swa_n = _epochs(cfg, model, opt, x, y, t, val_feats, val_labels, val_tiers,
+                                                      epochs, batch_size, gen, aug_gen, device, run, bar)
+    finally:
+        if own_bar:
+            bar.close()
+    return _finish(cfg, model, history, best_state, swa_sum, swa_n, x, t, val_feats, val_labels, device, run)
 
-        epochs = tqdm(epochs, desc="train", unit="epoch")
+
+def _epochs(cfg, model, opt, x, y, t, val_feats, val_labels, val_tiers, epochs, batch_size, gen, aug_gen,
+            device, run, bar):
+    """The epochs of :func:`train_ranker`; returns (history, best state, SWA sums, SWA count)."""
+    amp = device.type == "cuda"
+    history, best_tau, best_state, step = [], -np.inf, None, 0
+    swa_from = cfg.ranker_epochs - cfg.swa_epochs if cfg.swa_epochs > 0 else None
+    swa_sum, swa_n = None, 0
     for epoch in epochs:
         t0 = time.perf_counter()
         model.train()
@@ -176,11 +189,17 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
             swa_n += 1
         row["time"] = time.perf_counter() - t0
         history.append(row)
-        log.info("epoch %d loss %.4f lr %.2e train tier acc %.3f val tier acc %s val tau %s",
-                 row["epoch"], row["loss"], lr, row["train_tier_acc"],
-                 f"{row.get('val_tier_acc', float('nan')):.3f}", f"{row.get('val_kendalltau', float('nan')):.4f}")
+        log.log(DETAIL, "epoch %d loss %.4f lr %.2e train tier acc %.3f val tier acc %s val tau %s",
+                row["epoch"], row["loss"], lr, row["train_tier_acc"],
+                f"{row.get('val_tier_acc', float('nan')):.3f}", f"{row.get('val_kendalltau', float('nan')):.4f}")
         if run is not None:
             run.on_epoch(row)
+        bar.update(1)
+    return history, best_state, swa_sum, swa_n
+
+
+def _finish(cfg, model, history, best_state, swa_sum, swa_n, x, t, val_feats, val_labels, device, run):
+    """The last and the returned model of :func:`train_ranker` (weight average, best epoch or last)."""
     model.recompute_tier_emb(x, t, cfg.val_bs)
     last = model
     best = model
@@ -189,8 +208,8 @@ def train_ranker(cfg: Config, feats, labels, val_feats, val_labels, init: NARank
         best.recompute_tier_emb(x, t, cfg.val_bs)
         if len(val_labels) > 1:
             _, vs = predict_batched([best], val_feats, cfg.val_bs, device)
-            log.info("weight average of the last %d epochs: val tau %.4f", swa_n,
-                     float(kendalltau(vs, val_labels).statistic))
+            log.log(DETAIL, "weight average of the last %d epochs: val tau %.4f", swa_n,
+                    float(kendalltau(vs, val_labels).statistic))
     elif best_state is not None and history and not history[-1].get("best"):
         best = copy.deepcopy(model)
         best.load_state_dict(best_state)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from cli_options import bench_option, out_file_option, progress_option, space_file_option
 from pipeline.errors import NarError
 from pipeline.spaces import space_class
-from pipeline.spaces.option import bench_option
 
 
 @click.command("build")
@@ -16,16 +16,13 @@ from pipeline.spaces.option import bench_option
 @click.option("--source", required=True,
               help="A .csv/.csv.gz table, a NAS-Bench-101 .tfrecord, a NAS-Bench-201 .pth, "
                    "'analognas' (201, CIFAR-10) or 'space' (101, no metrics).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Output JSON (written atomically).")
+@out_file_option("Output JSON (written atomically).", type=click.Path(dir_okay=False))
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Keep only the first N records.")
 @click.option("--epochs", type=click.IntRange(min=1), default=108, show_default=True,
               help="NAS-Bench-101 tfrecord: the training budget to keep.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Progress bar on stderr.")
-@click.option("--space-file", "space_file", default=None, type=click.Path(dir_okay=False),
-              help="Description (YAML) of a space described by a file (--bench user); copied beside --out.")
+@progress_option()
+@space_file_option("Description (YAML) of a space described by a file (--bench user); copied beside --out.")
 def build(bench, source, out, limit, epochs, progress, space_file):
     """Build NAR-schema JSON (NAR's released field names, nesting and order) from SOURCE."""
     from tqdm import tqdm

@@ -1,4 +1,4 @@
-"""The ReNAS feature tensors of METHOD.md section 3, vectorised over a chunk of cells.
+"""The ReNAS feature tensors (docs/method.md, section 3), vectorised over a chunk of cells.
 
 NB101 -> (N, 19, 7, 7): channel 0 = A[i, j] x type code of vertex j; then per module a FLOPs
 channel (A[i, j] x FLOPs_j / 1e7) and a params channel (A[i, j] x params_j / 1e5). Cells with

@@ -1,4 +1,4 @@
-"""ReNAS tensors of the two fixture records, checked element by element against METHOD.md s.3."""
+"""ReNAS tensors of the two fixture records, checked element by element against docs/method.md s.3."""
 import copy
 import json
 
