@@ -188,7 +188,11 @@ def load_encoder(model, state: dict | None) -> None:
     """Copy a pre-trained encoder state into ``model`` (heads keep their fresh initialisation)."""
     if state is None:
         return
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shapes differ
+        raise NarError(f"the pre-trained encoder does not fit this ranker ({str(e).splitlines()[-1].strip()}); "
+                       "delete the cached .pretrain-*.pt file beside the store") from e
     wrong = [k for k in missing if not k.startswith(HEADS)] + list(unexpected)
     if wrong:
         raise NarError(f"the pre-trained encoder does not fit this ranker ({wrong[:3]}); delete the "
