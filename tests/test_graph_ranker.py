@@ -93,7 +93,7 @@ def test_default_config_trains_tests_and_reloads_on_a_fake(bench, tmp_path):
     store = (fake_store_201 if bench == "201" else fake_store_101)(tmp_path / f"s{bench}.h5", n=360)
     cfg = str(REPO / "config" / ("default201.yml" if bench == "201" else "default101.yml"))
     run = tmp_path / "run"
-    sets = [a for kv in TINY for a in ("--set", kv)]
+    sets = [a for kv in TINY + (["pretrain.steps=40"] if bench == "101" else []) for a in ("--set", kv)]
     r = CliRunner().invoke(cli, ["train", "--config_file", cfg, "--data_path", str(store),
                                  "--save_dir", str(run), "--seed", "0", *sets])
     assert r.exit_code == 0, r.output

@@ -88,7 +88,7 @@ def test_training_starts_from_the_pretrained_encoder(tmp_path):
     path = fake_store_101(tmp_path / "s.h5", n=300)
     cfg101 = str(REPO / "config" / "default101.yml")
     runs = {}
-    for name, extra in (("plain", []), ("pre", ["pretrain.steps=30", "pretrain.cells=300"])):
+    for name, extra in (("plain", ["pretrain.steps=0"]), ("pre", ["pretrain.steps=30", "pretrain.cells=300"])):
         run = tmp_path / name
         sets = [a for kv in [*TINY, "n_ensemble=1", "ranker_epochs=3", "swa_epochs=1", *extra]
                 for a in ("--set", kv)]
