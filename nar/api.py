@@ -43,7 +43,7 @@ class Ranker:
         if len(np.shape(features)) != 4 or shape != want:
             raise NarError(f"features of shape {np.shape(features)} do not fit this NB{self.bench} ranker; "
                            f"expected (n, {want[0]}, {want[1]}, {want[2]})")
-        return predict_batched(self.members, features, batch_size)
+        return predict_batched(self.members, features, batch_size, tta_orders=self.config.tta_orders)
 
     def rank(self, store) -> np.ndarray:
         """Store indices of all architectures, best predicted score first."""

@@ -122,6 +122,8 @@ class Config:
     swa_epochs: int = 0           # >0: return the weight average of the last N epochs (improved)
     n_ensemble: int = 1           # >1: average the scores of that many seeds (improved config)
     augment: str = "none"         # training batches: none | topo (random topological re-ordering, NB101)
+    tta_orders: int = 0           # >0: predictions average the cell as numbered and this many random
+                                  # topological re-orderings of its vertices (spaces with augment topo)
     baseline_target: str = "raw"  # baselines (arch != NAR) fit: raw accuracy | rank (share within the training sample)
     batches_per_epoch: int = 0    # >0: training batch size = ceil(train cells / this), at least
                                   # batch_size, so every training size gets the same number of steps
@@ -259,6 +261,9 @@ def _validate(cfg: Config, source: str, origins: dict | None = None) -> None:
         raise NarError(f"config key 'rank_loss' in {src('rank_loss')}: {cfg.rank_loss!r}; use pairwise or listmle")
     if cfg.augment not in AUGMENTS:
         raise NarError(f"config key 'augment' in {src('augment')}: {cfg.augment!r}; use one of {', '.join(AUGMENTS)}")
+    if cfg.tta_orders > 0 and "topo" not in space.augments:
+        raise NarError(f"config key 'tta_orders' in {src('tta_orders')}: {cfg.tta_orders} needs vertex "
+                       f"re-ordering, which space {cfg.space!r} does not have; set tta_orders 0")
     if cfg.augment not in space.augments:
         raise NarError(f"config key 'augment' in {src('augment')}: {cfg.augment!r} is not available for space "
                        f"{cfg.space!r} (it has {', '.join(space.augments)}); use augment none")

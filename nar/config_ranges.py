@@ -16,7 +16,7 @@ RANGES = {
     "train_batch_size": _AT_LEAST_1, "val_batch_size": _AT_LEAST_1, "start_epochs": _AT_LEAST_0,
     "ranker_epochs": _AT_LEAST_1, "sampler_epochs": _AT_LEAST_0, "validate_freq": _AT_LEAST_1,
     "bins": (2, 10_000, False, False), "loss_factor": _AT_LEAST_0, "swa_epochs": _AT_LEAST_0,
-    "n_ensemble": (1, 1000, False, False), "batches_per_epoch": _AT_LEAST_0,
+    "n_ensemble": (1, 1000, False, False), "batches_per_epoch": _AT_LEAST_0, "tta_orders": (0, 1000, False, False),
     "ranker.n_tier": (2, None, False, False), "ranker.n_arch_patch": _SIZE,
     "ranker.d_patch": _SIZE, "ranker.d_patch_vec": _SIZE, "ranker.d_model": _SIZE,
     "ranker.d_ffn_inner": _SIZE, "ranker.d_tier_prj_inner": _SIZE,

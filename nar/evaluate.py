@@ -20,15 +20,19 @@ from pipeline.errors import NarError
 log = logging.getLogger(__name__)
 
 
-def score_store(blob: dict, store, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted tier, score) of every architecture of ``store`` with a loaded checkpoint."""
+def score_store(blob: dict, store, batch_size: int = 2048, tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted tier, score) of every architecture of ``store`` with a loaded checkpoint;
+    ``tta_orders`` None = the checkpoint config's (averaging over vertex orders)."""
     if store.bench != blob["bench"]:
         raise NarError(f"store {store.path} is NB{store.bench} but checkpoint {blob.get('path', '')} "
                        f"is for NB{blob['bench']}; use a store of the same bench")
     dataset = blob["dataset"]
     if blob.get("arch", "NAR") == "NAR":
         check_features(store, dataset, blob["n_arch_patch"], blob["d_patch"], f"checkpoint {blob.get('path', '')}")
-        return predict_batched(build_members(blob), store.data(dataset, "features"), batch_size)
+        if tta_orders is None:
+            tta_orders = int(blob.get("config", {}).get("tta_orders", 0))
+        return predict_batched(build_members(blob), store.data(dataset, "features"), batch_size,
+                               tta_orders=tta_orders)
     score = np.asarray(blob["model"].predict(store, np.arange(store.n)), dtype=np.float64)
     return assign_tiers(score, blob["score_thresholds"]), score
 
@@ -65,7 +69,8 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
     except NarError:
         label_y = target
     tier_truth = assign_tiers(label_y, blob["tier_thresholds"])
-    pred_tier, score = score_store(blob, store)
+    tta = cfg.tta_orders or int(blob.get("config", {}).get("tta_orders", 0))
+    pred_tier, score = score_store(blob, store, tta_orders=tta)
 
     keys = store_keys(store)
     same_data = store_fingerprint(store) == blob["store_fingerprint"]
@@ -75,7 +80,7 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
     results = {"checkpoint": blob["path"], "bench": blob["bench"], "dataset": dataset,
                "seed": cfg.seed, "label": blob["label"], "target": target_name,
                "n_train": len(blob["train_keys"]), "n_test": int(heldout.sum()),
-               "same_data_as_training": same_data}
+               "same_data_as_training": same_data, "tta_orders": tta}
     for name, m in (("heldout", heldout), ("whole_space", known)):
         tt = np.where(np.isfinite(label_y[m]), tier_truth[m], assign_tiers(target[m], blob["tier_thresholds"]))
         results[name] = _metrics(score[m], target[m], pred_tier[m], tt)

@@ -130,3 +130,27 @@ def test_bad_pretraining_settings_are_one_clear_error(tmp_path):
     wide = build_model(load_config(CFG201, [*TINY, "ranker.d_model=24"]).ranker)
     with pytest.raises(NarError, match="does not fit"):
         load_encoder(small, wide.state_dict())
+
+
+def test_test_time_averaging_over_vertex_orders(tmp_path):
+    """``tta_orders``: predictions average re-numberings of each cell. The patch transformer is
+    not order-invariant, so its scores move; the gated graph ranker is, so they do not."""
+    from nar.train import predict_batched
+
+    x, _ = _encode(_random_cells(48, seed=9))
+    torch.manual_seed(0)
+    paper = build_model(load_config(REPO / "config" / "improved101.yml",
+                                    ["ranker.d_model=16", "ranker.d_patch_vec=16", "ranker.n_layers=1",
+                                     "ranker.d_ffn_inner=16", "ranker.d_k=8", "ranker.d_v=8"]).ranker).eval()
+    _, s0 = predict_batched([paper], x.numpy(), 16)
+    _, s4 = predict_batched([paper], x.numpy(), 16, tta_orders=4)
+    _, s4b = predict_batched([paper], x.numpy(), 16, tta_orders=4)
+    assert np.array_equal(s4, s4b)                 # seeded: reproducible
+    assert not np.allclose(s0, s4)                 # the average differs from one order
+    graph = GatedGraphRanker(_rc(ops_on="nodes", op_onehot=6)).eval()
+    _, g0 = predict_batched([graph], x.numpy(), 16)
+    _, g4 = predict_batched([graph], x.numpy(), 16, tta_orders=4)
+    assert np.allclose(g0, g4, atol=1e-4)
+    with pytest.raises(NarError, match="tta_orders"):
+        load_config(CFG201, ["tta_orders=2"])      # NB201 has no vertex re-ordering
+    assert load_config(REPO / "config" / "default101.yml", ["tta_orders=2"]).tta_orders == 2
