@@ -83,6 +83,9 @@ def test_cell_names_hash_resolved_settings(store, tmp_path):
     sized = expand(load_spec(write_spec(tmp_path / "d.yaml", store, tmp_path / "o", models=models,
                                         train_sizes=[[60, 20], [80, 20]])))
     assert {c.key for c in a} < {c.key for c in sized} and len(sized) == 8
+    no_val = expand(load_spec(write_spec(tmp_path / "f.yaml", store, tmp_path / "o", models=models,
+                                         train_sizes=[[60, 0]])))  # no validation cells (default configs)
+    assert {c.settings["config"]["val_size"] for c in no_val} == {0}
     # a --set that equals the resolved value does not change the settings
     same = expand(load_spec(write_spec(tmp_path / "e.yaml", store, tmp_path / "o", models=models,
                                        set=["target=test_acc"])))

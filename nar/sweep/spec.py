@@ -180,7 +180,7 @@ def _train_sizes(raw, spec_path, where) -> list:
     out = []
     for v in raw:
         if isinstance(v, list) and len(v) == 2:
-            out.append((_int(v[0], spec_path, where, 1), _int(v[1], spec_path, where, 1)))
+            out.append((_int(v[0], spec_path, where, 1), _int(v[1], spec_path, where, 0)))
         else:
             out.append((_int(v, spec_path, where, 1), None))
     return out
