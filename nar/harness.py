@@ -121,7 +121,7 @@ def train_models(prep: Prepared, run: RunDir, progress: bool = False) -> list[di
             raise NarError(f"store {prep.store.path}: features of {name} architectures hold NaN or "
                            f"infinite values (the store is damaged); check it with `nar-cli verify` "
                            f"and re-run `nar-cli encode`")
-    encoder = pretrained_encoder(cfg, prep.store, prep.dataset)
+    encoder = pretrained_encoder(cfg, prep.store, prep.dataset, progress=bool(progress))
     history = []
     n_epochs = cfg.ranker_epochs - cfg.start_epochs
     desc = "train" if cfg.n_ensemble == 1 else f"train {cfg.n_ensemble} members"

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nar.console import DETAIL
+from nar.console import DETAIL, progress_bar
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,21 @@ def _feature_rows(store, dataset: str, n_cells: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, n_cells, replace=False))
 
 
-def pretrain_encoder(cfg, src, dataset: str) -> dict:
+def _step(model, head, opt, x, y, step: int, pc, gen) -> None:
+    """One AdamW step on a random batch: linear warm-up over 100 steps, then cosine decay."""
+    rows = torch.randint(0, len(x), (pc.batch_size,), generator=gen)
+    warm = min(1.0, (step + 1) / 100)
+    for g in opt.param_groups:
+        g["lr"] = pc.lr * warm * 0.5 * (1 + np.cos(np.pi * step / pc.steps))
+    loss = F.mse_loss(head(model.encode(x[rows])), y[rows])
+    if not torch.isfinite(loss):
+        raise NarError(f"pre-training stopped: the loss is {loss.item()} at step {step + 1}; lower pretrain.lr")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def pretrain_encoder(cfg, src, dataset: str, progress: bool = False) -> dict:
     """Run the pre-training on the cells of store ``src`` (no cache): returns the encoder's
     state dict (heads left out)."""
     from nar.data import load_features
@@ -136,25 +150,19 @@ def pretrain_encoder(cfg, src, dataset: str) -> dict:
     gen = torch.Generator().manual_seed(pc.seed)
     t0 = time.perf_counter()
     model.train()
-    for step in range(pc.steps):
-        rows = torch.randint(0, len(x), (pc.batch_size,), generator=gen)
-        warm = min(1.0, (step + 1) / 100)
-        for g in opt.param_groups:
-            g["lr"] = pc.lr * warm * 0.5 * (1 + np.cos(np.pi * step / pc.steps))
-        loss = F.mse_loss(head(model.encode(x[rows])), y[rows])
-        if not torch.isfinite(loss):
-            raise NarError(f"pre-training stopped: the loss is {loss.item()} at step {step + 1}; "
-                           "lower pretrain.lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % 500 == 0 or step + 1 == pc.steps:
-            log.log(DETAIL, "pre-training step %d/%d loss %.4f (%.0f s)", step + 1, pc.steps, loss.item(),
-                     time.perf_counter() - t0)
+    bar = progress_bar(pc.steps, "pre-train", "step", enabled=progress)
+    try:
+        for step in range(pc.steps):
+            _step(model, head, opt, x, y, step, pc, gen)
+            bar.update(1)
+            if (step + 1) % 500 == 0 or step + 1 == pc.steps:
+                log.log(DETAIL, "pre-training step %d/%d (%.0f s)", step + 1, pc.steps, time.perf_counter() - t0)
+    finally:
+        bar.close()
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(HEADS)}
 
 
-def pretrained_encoder(cfg, store, dataset: str) -> dict | None:
+def pretrained_encoder(cfg, store, dataset: str, progress: bool = False) -> dict | None:
     """The cached pre-trained encoder state for ``cfg`` (None when ``pretrain.steps`` is 0),
     computed and cached on first use."""
     if cfg.pretrain.steps <= 0:
@@ -172,7 +180,7 @@ def pretrained_encoder(cfg, store, dataset: str) -> dict | None:
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt
             log.warning("pre-trained encoder cache %s is unreadable (%s); pre-training again", path, e)
     t0 = time.perf_counter()
-    state = pretrain_encoder(cfg, src, dataset)
+    state = pretrain_encoder(cfg, src, dataset, progress)
     from pipeline.atomic import atomic_path
 
     try:
