@@ -5,12 +5,15 @@ Each part runs in its own process so its peak memory is its own:
 - ``201``: ``nar-cli train`` + ``test`` of default201 on NB201 CIFAR-10 with 1000 training
   cells (target: under 60 s on 2 cores);
 - ``101``: the same for default101 on the NB101 20k table with 4236 cells (target: 3 min);
+- ``pretrain``: the one-off pre-training of default101's encoder on the cells of the NB101
+  store (nar/pretrain.py), timed without its cache (target: under 10 minutes on 2 cores);
+  part ``101`` then reads it from the cache beside the store (computing it when absent);
 - ``space``: scoring every cell of a whole-space NB101 store (``nar-cli build --bench 101
   --source space`` + ``encode``; 423,624 cells) with the checkpoint of part ``101``
   (target: under 30 s, under 1 GB of memory beyond the mapped store).
 
     python bench/bench_default.py --store201 cache/201_*.h5 --store101 cache/101_*.h5 \
-        [--space_store cache/101_<space>.h5] [--parts 201,101,space] [--out runs/bench_default]
+        [--space_store cache/101_<space>.h5] [--parts 201,pretrain,101,space] [--out runs/bench_default]
 
 Prints wall time, peak RSS and, for scoring, the anonymous (not file-backed) memory.
 """
@@ -54,6 +57,17 @@ def one(part: str, a) -> dict:
     out = Path(a.out)
     if part == "201":
         res = _train_test("default201.yml", a.store201, out / "run201", ["train_size=1000"])
+    elif part == "pretrain":
+        from nar.config import load_config
+        from nar.data import open_store
+        from nar.pretrain import pretrain_encoder
+
+        cfg = load_config(REPO / "config" / "default101.yml")
+        t0 = time.perf_counter()
+        with open_store(a.store101) as store:
+            state = pretrain_encoder(cfg, store, "cifar10")
+        res = {"pretrain_s": time.perf_counter() - t0, "steps": cfg.pretrain.steps,
+               "cells": min(cfg.pretrain.cells, store.n), "tensors": len(state)}
     elif part == "101":
         res = _train_test("default101.yml", a.store101, out / "run101", ["train_size=4236"])
     else:
@@ -80,7 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--store201")
     ap.add_argument("--store101")
     ap.add_argument("--space_store")
-    ap.add_argument("--parts", default="201,101,space")
+    ap.add_argument("--parts", default="201,pretrain,101,space")
     ap.add_argument("--batch", type=int, default=8192, help="scoring batch size")
     ap.add_argument("--out", default="runs/bench_default")
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -90,7 +104,7 @@ def main(argv=None) -> int:
         return 0
     Path(a.out).mkdir(parents=True, exist_ok=True)
     for part in a.parts.split(","):
-        need = {"201": a.store201, "101": a.store101, "space": a.space_store}[part]
+        need = {"201": a.store201, "pretrain": a.store101, "101": a.store101, "space": a.space_store}[part]
         if not need:
             print(f"{part}: skipped (no store given)")
             continue
