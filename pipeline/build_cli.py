@@ -15,15 +15,19 @@ from pipeline.spaces import space_class
 @bench_option()
 @click.option("--source", required=True,
               help="A .csv/.csv.gz table, a NAS-Bench-101 .tfrecord, a NAS-Bench-201 .pth, "
-                   "'analognas' (201, CIFAR-10) or 'space' (101, no metrics).")
+                   "'analognas' (201, CIFAR-10), 'space' (101, no metrics), 'nasbenchgraph' (graph, with "
+                   "--dataset) or a NAS-Bench-Graph .bench table.")
 @out_file_option("Output JSON (written atomically).", type=click.Path(dir_okay=False))
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Keep only the first N records.")
 @click.option("--epochs", type=click.IntRange(min=1), default=108, show_default=True,
               help="NAS-Bench-101 tfrecord: the training budget to keep.")
+@click.option("--dataset", default=None,
+              help="The table of a source that holds several: NAS-Bench-Graph's cora, citeseer, pubmed, cs, "
+                   "physics, photo, computers, arxiv or proteins (--bench graph --source nasbenchgraph).")
 @progress_option()
 @space_file_option("Description (YAML) of a space described by a file (--bench user); copied beside --out.")
-def build(bench, source, out, limit, epochs, progress, space_file):
+def build(bench, source, out, limit, epochs, dataset, progress, space_file):
     """Build NAR-schema JSON (NAR's released field names, nesting and order) from SOURCE."""
     from tqdm import tqdm
 
@@ -40,7 +44,7 @@ def build(bench, source, out, limit, epochs, progress, space_file):
     check_output_file(out, "--out")
     check_output_file(f"{out}.sha256", "--out's checksum file")
     space = space_for_data(bench, None, space_file)
-    rows = read_source(space, source, limit=limit, epochs=epochs)
+    rows = read_source(space, source, limit=limit, epochs=epochs, dataset=dataset)
     items, keyed = space.json_records(rows)
     bar = tqdm(items, total=len(rows), file=sys.stderr, unit="rec", mininterval=0.5,
                disable=not progress, desc=f"NB{space.bench} JSON")

@@ -317,7 +317,10 @@ def ingest(json_path, bench, out=None, sha256: str | None = None, skip_sha256: b
         log.info("cache hit: %s (source %s, sha256 %s)", target, path, digest[:12])
         return target
     if scan.first and scan.first in b"[{" and scan.first != space.json_top:
-        other = "/".join(s.bench for s in all_spaces() if s.json_top == scan.first)
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        shaped = [s for s in all_spaces() if s.json_top == scan.first]
+        other = "/".join(s.bench for s in ([s for s in shaped if s.json_marker in head] or shaped))
         raise NarError(f"{path} is not NB{bench} data (NB{bench} is {space.json_shape}); use --bench {other}?")
     attrs = {"source_path": str(path.resolve()), "source_sha256": digest,
              "sha256_verified": not skip_sha256, "encoder_version": ENCODER_VERSION}

@@ -213,9 +213,41 @@ def fake_user_table(folder, n=200, seed=0, unknown=0.1):
     return folder / "space.yaml", folder / "table.csv"
 
 
+# gcn, gin, sage, arma good; gat, cheb middling; fc and skip poor (a made-up order)
+_OP_VALUE_GRAPH = np.array([0.6, 1.2, 1.0, 0.5, 1.1, 0.9, 0.7, -1.0, -0.3])
+
+
+def fake_graph_bench(path, n=150, seed=0, ops_used=None):
+    """A NAS-Bench-Graph light table (a pickled dict: the benchmark's hash -> valid_perf, perf,
+    latency, para) of ``n`` distinct architectures written with the benchmark's 9 link patterns;
+    performance follows the ops and the depth. ``ops_used``: op indices allowed (proteins: 5)."""
+    import pickle
+
+    from pipeline.spaces.graph_cells import LINK_PATTERNS, N_OPS, canonical_key, nbg_hash
+    rng = np.random.default_rng(seed)
+    allowed = np.arange(N_OPS) if ops_used is None else np.asarray(ops_used)
+    table, seen = {}, set()
+    while len(table) < n:
+        link = LINK_PATTERNS[int(rng.integers(len(LINK_PATTERNS)))]
+        ops = rng.choice(allowed, 4)
+        key = canonical_key(link, ops)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        q = _OP_VALUE_GRAPH[ops].sum() + 0.3 * len(set(link))
+        val = float(np.clip(0.6 + 0.04 * q + rng.normal(0, 0.01), 0.05, 0.99))
+        table[nbg_hash(link, ops)] = {"valid_perf": val, "perf": float(np.clip(val + rng.normal(0, 0.01), 0, 1)),
+                                      "latency": float(0.004 + 0.001 * rng.random()),
+                                      "para": np.float64(0.5 + 0.1 * (ops != 8).sum())}
+    with open(path, "wb") as fh:
+        pickle.dump(table, fh)
+    return path
+
+
 # registered space -> fake(folder, n, seed) -> (source, space description file or None)
 FAKE_SOURCES = {
     "nasbench101": lambda folder, n, seed: (fake_table_101(folder / "table.csv", n, seed), None),
     "nasbench201": lambda folder, n, seed: (fake_table_201(folder / "table.csv", n, seed), None),
     "user": lambda folder, n, seed: fake_user_table(folder, n, seed, unknown=0.0)[::-1],
+    "graph": lambda folder, n, seed: (fake_graph_bench(folder / "cora.bench", n, seed), None),
 }

@@ -160,15 +160,18 @@ def source_kind(source: str) -> str:
         return "pth"
     if name.endswith(".json"):
         return "json"
+    if name.endswith(".bench"):
+        return "bench"
     raise NarError(f"unknown source {source!r}: give a .csv/.csv.gz table, a .tfrecord, a .pth, a .json table, "
+                   f"a NAS-Bench-Graph .bench, "
                    f"or one of {_keywords()}")
 
 
-def read_source(bench, source: str, limit: int | None = None, epochs: int = 108):
+def read_source(bench, source: str, limit: int | None = None, epochs: int = 108, dataset=None):
     """Read ``source`` for the space ``bench`` (a registered name or alias such as "101",
     or a :class:`pipeline.spaces.SearchSpace`) with the space's reader of that kind of
     source; the first ``limit`` cells when given. ``epochs`` is the NAS-Bench-101 tfrecord
-    budget to keep.
+    budget to keep; ``dataset`` picks one table of a source that holds several (NAS-Bench-Graph).
     """
     from pipeline.spaces import all_spaces, create_space
 
@@ -181,11 +184,13 @@ def read_source(bench, source: str, limit: int | None = None, epochs: int = 108)
     if kind not in space.source_keywords and not Path(source).is_file():
         raise NarError(f"source not found: {source} (check the path)")
     try:
-        rows = space.read_source(source, kind, limit=limit, epochs=epochs)
+        rows = space.read_source(source, kind, limit=limit, epochs=epochs,
+                                 **({"dataset": dataset} if dataset is not None else {}))
     except NarError:
         raise
     except Exception as e:  # noqa: BLE001 - a malformed file that no specific check caught
-        what = {"csv": "table", "tfrecord": "NAS-Bench-101 tfrecord", "pth": "NAS-Bench-201 .pth"}.get(kind, kind)
+        what = {"csv": "table", "tfrecord": "NAS-Bench-101 tfrecord", "pth": "NAS-Bench-201 .pth",
+                "bench": "NAS-Bench-Graph table"}.get(kind, kind)
         raise NarError(f"{source}: cannot read it as a {what} ({type(e).__name__}: "
                        f"{' '.join(str(e).split())[:160]}); check the file (re-download it)") from None
     if isinstance(rows, (Nb101Rows, Nb201Rows)):  # the built-in spaces; user spaces check their own

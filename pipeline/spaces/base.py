@@ -67,7 +67,11 @@ class SearchSpace(ABC):
     def readers(self) -> dict:
         """{source kind: reader(source, limit, epochs) -> rows for :meth:`json_records`}."""
 
-    def read_source(self, source: str, kind: str, limit=None, epochs: int = 108):
+    def read_source(self, source: str, kind: str, limit=None, epochs: int = 108, dataset=None):
+        """Rows of ``source``; ``dataset`` picks one table of a source that holds several
+        (NAS-Bench-Graph), other spaces take none."""
+        if dataset is not None:
+            raise NarError(f"--dataset is for sources that hold several tables (--bench graph), not {self.title}")
         return self.readers()[kind](source, limit, epochs)
 
     @abstractmethod
