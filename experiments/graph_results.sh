@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NAS-Bench-Graph results (docs/graph_results.md): for each dataset, training size and seed,
+# NAS-Bench-Graph results (docs/results.md, section "NAS-Bench-Graph"): for each dataset, training size and seed,
 # the NAR ranker of config/graph.yml, LightGBM(rank) and MLP on the same split (nar-cli train /
 # test: the same harness, nar.data.make_split with the seed), then the strict-protocol search of
 # the NAR checkpoint (nar-cli sample) and random search with the same number of queries.

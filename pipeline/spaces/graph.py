@@ -10,7 +10,7 @@ The cell functions (canonical key, raw form, store arrays) live in
 A cell in search is its raw form, 8 integers: the parent of nodes 1..4 (0 = input), then their
 op indices; draws of any of the 24 parent lists are mapped to the canonical key, so cells
 the benchmark counts once meet one store row. Feature tensor: (3, 6, 6), ops on nodes (see
-:func:`pipeline.spaces.graph_cells.features` and docs/graph_space.md).
+:func:`pipeline.spaces.graph_cells.features` and docs/method.md, section "NAS-Bench-Graph").
 """
 from __future__ import annotations
 
