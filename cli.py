@@ -109,6 +109,8 @@ def setup_logging(verbose: bool) -> None:
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[console])
+    if not verbose:  # torch's own INFO lines (e.g. FakeTensor cache stats at exit) are not ours
+        logging.getLogger("torch").setLevel(logging.WARNING)
 
 
 def _register():
