@@ -23,8 +23,11 @@ class SamplerConfig:
     top_k: int = 5              # candidates reported per iteration (predicted tier 1, by score)
     strict_lookups: int = 50     # strict protocol: best-predicted distinct candidates looked up
     strict_iterations: int = 0   # ... taken from this many last iterations (0 = all of them)
-    strict_val_margin: float = 0.1  # strict pick: cells within this many points of the best
+    strict_val_margin: float = 0.1  # strict pick: searched cells within this many points of the best
                                     # validation accuracy are tied; the ranker's score decides
+    strict_pick_rule: str = "search_margin"  # search_margin: training cells compete by validation
+                                    # accuracy only (nar.search.robust_pick); val: best validation
+                                    # accuracy; margin_score: version 1 (score tie-break over all)
     kl_eps: float = 1e-3        # additive smoothing of histograms before the KL divergence
     # regularised evolution (baseline)
     population: int = 64
@@ -33,3 +36,8 @@ class SamplerConfig:
     init_size: int = 24         # architectures queried at random before the first fit
     query_step: int = 8         # top predictions queried per round
     finetune_epochs: int = 0    # >0: fine-tune the previous model this many epochs; 0: retrain
+    acquisition_kappa: float = 0.0  # query z(score) + kappa * z(ensemble disagreement)
+    surrogate_epochs: int = 60      # NAR surrogate: training epochs per round
+    surrogate_swa_epochs: int = 20  # ... weight average of the last epochs
+    surrogate_batch_size: int = 32
+    surrogate_ensemble: int = 1     # ensemble members (>1 gives the disagreement)
