@@ -277,7 +277,8 @@ def iteration_records(ctx: SearchContext, iters: list[dict], known) -> list[dict
         if accs:
             best = max(best, max(accs))
         out.append({"iteration": i + 1, "n_candidates": int(len(it.rows)), "n_top_tier": it.n_top_tier,
-                    "guided": it.info["guided"], "fallbacks": it.info["fallbacks"], "top_k": top,
+                    "guided": it.info["guided"], "kl": it.info.get("kl"), "fallbacks": it.info["fallbacks"],
+                    "top_k": top,
                     "best_topk_target_so_far": _num(best) if np.isfinite(best) else None})
     return out
 

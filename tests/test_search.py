@@ -296,3 +296,25 @@ def test_tied_accuracies_share_a_rank(path201):
     lab = np.isfinite(t)
     better = (t[lab][None, :] > t[lab][:, None]).sum(1)  # strictly better cells, per cell
     assert (r[lab] == better + 1).all() and (r[~lab] == 0).all()
+
+
+def test_sample_without_checkpoint_takes_a_nar_json(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import cli
+    from tests.fakes import fake_table_201
+
+    monkeypatch.setenv("NAR_CACHE_DIR", str(tmp_path / "cache"))
+    fake_table_201(tmp_path / "t.csv", n=200, seed=3)
+    res = CliRunner().invoke(cli, ["build", "--bench", "201", "--source", str(tmp_path / "t.csv"),
+                                   "--out", str(tmp_path / "t.json")])
+    assert res.exit_code == 0, res.output
+    for mode in ("evolution", "iterative"):  # iterative: the space's default ranker as the surrogate
+        run = tmp_path / mode
+        res = CliRunner().invoke(cli, ["sample", "--data_path", str(tmp_path / "t.json"), "--save_dir", str(run),
+                                       "--mode", mode, "--budget", "40", "--seed", "1"])
+        assert res.exit_code == 0, res.output
+        rep = json.loads((run / "search.json").read_text())
+        assert rep["schema_version"] == 2 and rep["strict_protocol"]["queries"] == 40
+        assert rep["best_feasible"]["best"]["rank"] == 1 and rep["wall_seconds"] > 0
+    assert [r["queries"] for r in rep["rounds"]] == [32, 40] and rep["surrogate"] == "nar"
