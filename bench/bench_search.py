@@ -42,7 +42,7 @@ def _methods(ctx, args):
                           bench=ctx.store.bench)
         fitter = NarFitter(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
         return iterative_search(ctx, fitter, args.budget, scfg.init_size, scfg.query_step, seed,
-                                kappa=scfg.acquisition_kappa)[0]
+                                kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth)[0]
 
     def lgbm(seed):
         return iterative_search(ctx, BaselineFitter(ctx, "lightgbm", seed), args.budget, args.lgbm_init,
@@ -63,9 +63,10 @@ def main():
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key of the NAR ranker config (repeatable)")
     for k in ("init_size", "query_step", "surrogate_epochs", "surrogate_swa_epochs", "surrogate_batch_size",
-              "surrogate_ensemble", "finetune_epochs"):
+              "surrogate_ensemble", "surrogate_batches_per_epoch", "finetune_epochs"):
         ap.add_argument("--" + k, type=int, default=None, help="sampler." + k + " (default: SamplerConfig)")
     ap.add_argument("--acquisition_kappa", type=float, default=None)
+    ap.add_argument("--query_step_growth", type=float, default=None)
     ap.add_argument("--lgbm_init", type=int, default=24)
     ap.add_argument("--lgbm_step", type=int, default=8)
     ap.add_argument("--out", help="write every run's curve and summary here (JSON)")

@@ -106,13 +106,14 @@ def acquire(pred, kappa: float = 0.0) -> np.ndarray:
 
 
 def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 32, query_step: int = 16,
-                     seed: int = 0, max_candidates: int = 20000, kappa: float = 0.0,
+                     seed: int = 0, max_candidates: int = 20000, kappa: float = 0.0, growth: float = 0.0,
                      oracle: QueryOracle | None = None) -> tuple[np.ndarray, list[QueryRound]]:
     """Rows in query order and one :class:`QueryRound` per fit.
 
     ``init_size`` random allowed rows are queried first; each round scores the unqueried
     allowed rows (a random ``max_candidates`` of them when there are more) and queries the
-    ``query_step`` best by :func:`acquire`. Labels are the oracle's selection accuracy (failed
+    ``max(query_step, growth * queries so far)`` best by :func:`acquire` (larger steps later
+    keep the number of fits small on large budgets). Labels are the oracle's selection accuracy (failed
     cells, NaN, count as the worst seen)."""
     budget = check_budget(ctx, budget, minimum=init_size, what=f"the initial sample (init_size {init_size})")
     oracle = oracle or new_oracle(ctx, budget)
@@ -130,7 +131,8 @@ def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 3
         if len(cand) > max_candidates:
             cand = rng.choice(cand, size=max_candidates, replace=False)
         value = acquire(fitter.predict(model, cand), kappa)
-        take = cand[np.argsort(-value, kind="stable")[:min(query_step, budget - oracle.n_queries)]]
+        step = max(query_step, int(growth * oracle.n_queries))
+        take = cand[np.argsort(-value, kind="stable")[:min(step, budget - oracle.n_queries)]]
         got = oracle.query(take)
         best = np.nanmax(np.concatenate([sel, got]))
         rounds.append(QueryRound(oracle.n_queries, float(best), len(take), round(time.perf_counter() - t0, 3)))

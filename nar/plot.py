@@ -30,10 +30,18 @@ def plot_search(report: dict, path) -> Path:
         ax_it.text(0.5, 0.5, f"mode {report.get('mode')}: no iterations", ha="center", transform=ax_it.transAxes)
     ax_it.set_ylabel(target)
     ax_it.set_title("best accuracy against iteration")
+    starts = []
     for name, curve in _curves(report):
         pts = [(q, a) for q, a in curve if a is not None]
         if pts:
-            ax_q.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=name)
+            line = ax_q.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=name)[0]
+            ax_q.plot([pts[0][0]], [pts[0][1]], "o", color=line.get_color(), ms=4)
+            starts.append(pts[0][0])
+    if starts and max(starts) > 20 * max(1, min(starts)):  # a ranker's training set paid first: log x
+        ax_q.set_xscale("log")
+    best = (report.get("best_feasible") or {}).get("best", {}).get(target)
+    if best is not None:
+        ax_q.axhline(best, color="k", ls="--", lw=1, label=f"best feasible {best:.2f}")
     ax_q.set_xlabel("queries (architectures whose accuracy was looked up)")
     ax_q.set_ylabel(target)
     ax_q.set_title("strict pick (best validation) against queries")

@@ -33,11 +33,13 @@ class SamplerConfig:
     population: int = 64
     tournament: int = 16
     # query-efficient (iterative) mode
-    init_size: int = 24         # architectures queried at random before the first fit
-    query_step: int = 8         # top predictions queried per round
+    init_size: int = 10         # architectures queried at random before the first fit
+    query_step: int = 4         # top predictions queried per round (at least)
     finetune_epochs: int = 0    # >0: fine-tune the previous model this many epochs; 0: retrain
     acquisition_kappa: float = 0.0  # query z(score) + kappa * z(ensemble disagreement)
     surrogate_epochs: int = 60      # NAR surrogate: training epochs per round
     surrogate_swa_epochs: int = 20  # ... weight average of the last epochs
     surrogate_batch_size: int = 32
     surrogate_ensemble: int = 1     # ensemble members (>1 gives the disagreement)
+    surrogate_batches_per_epoch: int = 4  # larger training sets: bigger batches, not more steps
+    query_step_growth: float = 0.05  # a round queries max(query_step, growth * queries so far)

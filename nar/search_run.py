@@ -116,6 +116,10 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
                                             sha256, skip_sha256)
     dataset = _check_dataset(ranker, ckpt, store, data_path, cfg, dataset)
     scfg = cfg.sampler if cfg is not None else SamplerConfig()
+    from nar.search import PICK_RULES
+    if scfg.strict_pick_rule not in PICK_RULES:
+        raise NarError(f"config key 'sampler.strict_pick_rule': {scfg.strict_pick_rule!r}; use one of "
+                       f"{', '.join(PICK_RULES)}")
     seed = int(seed if seed is not None else (cfg.seed if cfg is not None else 0))
     if max_latency is not None:
         lat = f"data/{dataset}/latency"
@@ -229,7 +233,8 @@ def surrogate_config(cfg, scfg):
     return dataclasses.replace(cfg, ranker_epochs=scfg.surrogate_epochs,
                                swa_epochs=min(cfg.swa_epochs, scfg.surrogate_swa_epochs),
                                batch_size=scfg.surrogate_batch_size, train_batch_size=scfg.surrogate_batch_size,
-                               n_ensemble=scfg.surrogate_ensemble)
+                               n_ensemble=scfg.surrogate_ensemble,
+                               batches_per_epoch=scfg.surrogate_batches_per_epoch)
 
 
 def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
@@ -245,7 +250,7 @@ def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
     else:
         fitter = BaselineFitter(ctx, surrogate, seed)
     _, rounds = iterative_search(ctx, fitter, budget, scfg.init_size, scfg.query_step, seed,
-                                 kappa=scfg.acquisition_kappa, oracle=oracle)
+                                 kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth, oracle=oracle)
     report.surrogate, report.init_size, report.query_step, report.rounds = surrogate, scfg.init_size, \
         scfg.query_step, rounds
     report.acquisition = {"kappa": scfg.acquisition_kappa,

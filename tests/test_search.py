@@ -318,3 +318,34 @@ def test_sample_without_checkpoint_takes_a_nar_json(tmp_path, monkeypatch):
         assert rep["schema_version"] == 2 and rep["strict_protocol"]["queries"] == 40
         assert rep["best_feasible"]["best"]["rank"] == 1 and rep["wall_seconds"] > 0
     assert [r["queries"] for r in rep["rounds"]] == [32, 40] and rep["surrogate"] == "nar"
+
+
+def test_nar_surrogate_ensemble_finetune_and_acquisition(ctx201):
+    from nar.config import load_config
+    from nar.iterative import NarFitter, acquire
+    from nar.search_run import surrogate_config
+
+    cfg = load_config(CONFIG_DIR / "default201.yml", ["ranker.d_model=16"], bench="201")
+    scfg = SamplerConfig(surrogate_epochs=4, surrogate_swa_epochs=2, surrogate_ensemble=2)
+    fitter = NarFitter(ctx201, surrogate_config(cfg, scfg), finetune_epochs=2)
+    rows = np.random.default_rng(0).choice(ctx201.pool.n, 40, replace=False)
+    members = fitter.fit(rows, ctx201.select[rows])
+    assert len(members) == 2
+    cand = np.arange(200)
+    score, spread = fitter.predict(members, cand)
+    assert score.shape == spread.shape == (200,) and (spread >= 0).all() and spread.max() > 0
+    tuned = fitter.fit(rows, ctx201.select[rows], members)  # fine-tunes copies, not the members
+    assert len(tuned) == 2 and tuned[0] is not members[0]
+    assert np.allclose(fitter.predict(members, cand)[0], score)
+    plain, mixed = acquire((score, spread)), acquire((score, spread), kappa=5.0)
+    z = lambda a: (a - a.mean()) / a.std()  # noqa: E731
+    assert np.array_equal(plain, score) and np.allclose(mixed, z(score) + 5.0 * z(spread))
+
+
+def test_query_curves_plot(tmp_path):
+    from nar.plot import mean_curve, plot_query_curves
+
+    a, b = [[1, 90.0], [10, 92.0], [50, 93.0]], [[1, 91.0], [20, 93.5]]
+    assert mean_curve([a, b], np.array([1, 10, 20, 50])).tolist() == [90.5, 91.5, 92.75, 93.25]
+    p = plot_query_curves({"x": [a, b], "y": [b]}, 94.0, tmp_path / "c.png")
+    assert p.read_bytes()[:4] == b"\x89PNG"
