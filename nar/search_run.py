@@ -138,7 +138,8 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
         _run_nar(ctx, ranker, cfg, scfg, report, budget, iterations, top_k, seed)
     else:
         _run_budgeted(ctx, cfg, scfg, report, mode, budget, seed, surrogate)
-    report.best_feasible = _best_feasible(ctx)
+    pick = report.strict_protocol.pick
+    report.best_feasible = _best_feasible(ctx, None if pick is None else pick["row"])
     report.wall_seconds = round(time.perf_counter() - t0, 2)
     report.random_search_reference = random_reference(ctx, report.strict_protocol.queries, seed)
     out = report.to_dict()
@@ -150,16 +151,18 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
     return out
 
 
-def _best_feasible(ctx) -> dict | None:
-    """The best cell within the hard limits and how many labelled cells are feasible (context
-    for a constrained search's pick; its rank among feasible cells is ``feasible_rank``)."""
+def _best_feasible(ctx, pick_row=None) -> dict | None:
+    """The best cell within the hard limits, how many labelled cells are feasible, and the
+    strict pick's rank among them (1 = the best feasible; ties share)."""
     ok = ctx.pool.allowed & np.isfinite(ctx.target)
     if not ok.any():
         return None
     t = np.where(ok, ctx.target, -np.inf)
-    row = int(np.argmax(t))
     from nar.search import arch_record
-    return {"n_feasible_labelled": int(ok.sum()), "best": arch_record(ctx, row)}
+    out = {"n_feasible_labelled": int(ok.sum()), "best": arch_record(ctx, int(np.argmax(t)))}
+    if pick_row is not None and np.isfinite(ctx.target[pick_row]):
+        out["pick_feasible_rank"] = int((t > ctx.target[pick_row]).sum()) + 1
+    return out
 
 
 def _run_nar(ctx, ranker, cfg, scfg, report, budget, iterations, top_k, seed):

@@ -285,6 +285,11 @@ def test_strict_pick_obeys_hard_limits(path201):
     o.pay_known(best_known, 300)
     strict = strict_protocol(ctx, iters, o, 2)
     assert strict["pick"]["params"] <= limit
+    from nar.search_run import _best_feasible
+    feas = _best_feasible(ctx, strict["pick"]["row"])
+    ok = (ctx.pool.params <= limit) & np.isfinite(ctx.target)
+    assert feas["best"]["test_acc"] == pytest.approx(ctx.target[ok].max(), abs=1e-3)
+    assert feas["pick_feasible_rank"] == 1 + (ctx.target[ok] > ctx.target[strict["pick"]["row"]]).sum()
     assert all(ctx.pool.params[it.rows].max() <= limit for it in iters)
 
 
@@ -317,7 +322,8 @@ def test_sample_without_checkpoint_takes_a_nar_json(tmp_path, monkeypatch):
         rep = json.loads((run / "search.json").read_text())
         assert rep["schema_version"] == 2 and rep["strict_protocol"]["queries"] == 40
         assert rep["best_feasible"]["best"]["rank"] == 1 and rep["wall_seconds"] > 0
-    assert [r["queries"] for r in rep["rounds"]] == [32, 40] and rep["surrogate"] == "nar"
+        assert rep["best_feasible"]["pick_feasible_rank"] == rep["strict_protocol"]["pick"]["rank"]  # no limits
+    assert [r["queries"] for r in rep["rounds"]] == [14, 18, 22, 26, 30, 34, 38, 40] and rep["surrogate"] == "nar"
 
 
 def test_nar_surrogate_ensemble_finetune_and_acquisition(ctx201):
