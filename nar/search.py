@@ -26,7 +26,7 @@ from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
 
-PICK_RULES = ("search_margin", "val", "margin_score")
+PICK_RULES = ("search_margin", "heldout_margin", "val", "margin_score")
 
 PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k over all iterations "
               "(an oracle pick); queries = training architectures only")
@@ -198,14 +198,33 @@ def robust_pick(select: np.ndarray, score: np.ndarray | None, trained: np.ndarra
     return int(fresh[margin_pick(v[fresh], None if score is None else score[fresh], margin)])
 
 
+def heldout_pick(select: np.ndarray, score: np.ndarray | None, trained: np.ndarray, margin: float, rows,
+                 heldout_scores) -> int:
+    """Index of the strict pick (rule ``heldout_margin``): the cells within ``margin`` of the best
+    ``select`` are tied; when a training cell is among them, every tied cell is scored by a ranker
+    refitted WITHOUT the tied training cells (``heldout_scores(excluded_rows, tied_rows)``: out-of-
+    fold scores, so no cell is scored by a model that saw its label) and the best score wins;
+    otherwise the search ranker's score decides, as in :func:`margin_pick`."""
+    v = np.where(np.isfinite(select), select, -np.inf)
+    if margin <= 0 or score is None:
+        return int(np.argmax(v))
+    tied = np.flatnonzero(v >= v.max() - margin)
+    out = [int(rows[i]) for i in tied if trained[i]]
+    if not out or len(tied) == 1:
+        return int(tied[np.argmax(score[tied])])
+    s = np.asarray(heldout_scores(tuple(sorted(out)), tuple(int(rows[i]) for i in tied)), np.float64)
+    return int(tied[np.argmax(s)])
+
+
 def strict_protocol(ctx: SearchContext, iters: list[SearchIteration], oracle: QueryOracle,
                     strict_iterations: int = 0, lookups: int = 50, margin: float = 0.0,
-                    known_scores=None, rule: str = "search_margin") -> StrictResult:
+                    known_scores=None, rule: str = "search_margin", heldout_scores=None) -> StrictResult:
     """Look up (through ``oracle``, within its budget) the ``lookups`` best-predicted distinct
     candidates not queried yet, then pick among everything queried: rule ``search_margin``
     (:func:`robust_pick`, the default), ``val`` (best validation accuracy) or ``margin_score``
-    (version 1: :func:`margin_pick` over every queried cell, training cells included).
-    ``oracle`` already holds the ranker's training and validation sets (``pay_known``);
+    (version 1: :func:`margin_pick` over every queried cell, training cells included) or
+    ``heldout_margin`` (:func:`heldout_pick`; needs ``heldout_scores``). ``rule_picks`` holds
+    the final pick of every rule that can be computed, for comparison. ``oracle`` already holds the ranker's training and validation sets (``pay_known``);
     ``known_scores``: the ranker's scores of ``oracle.known_rows`` (for ``margin`` > 0)."""
     if rule not in PICK_RULES:
         raise NarError(f"unknown strict pick rule {rule!r}; choose one of {', '.join(PICK_RULES)}")
@@ -235,10 +254,15 @@ def strict_protocol(ctx: SearchContext, iters: list[SearchIteration], oracle: Qu
     sel = oracle.value(np.asarray(seq))
     trained = np.arange(len(seq)) < len(known)
 
+    if rule == "heldout_margin" and heldout_scores is None:
+        raise ValueError("strict_protocol: rule heldout_margin needs heldout_scores")
+
     def pick(n, rule):
         s = None if scores is None else scores[:n]
         if rule == "search_margin":
             return seq[robust_pick(sel[:n], s, trained[:n], margin)]
+        if rule == "heldout_margin":
+            return seq[heldout_pick(sel[:n], s, trained[:n], margin, seq, heldout_scores)]
         return seq[margin_pick(sel[:n], s, margin if rule == "margin_score" else 0.0)]
 
     ends = range(max(1, len(known)), len(seq) + 1)  # after the known rows, then after each look-up
@@ -248,6 +272,8 @@ def strict_protocol(ctx: SearchContext, iters: list[SearchIteration], oracle: Qu
     res.picked_from = "training set" if final in set(known) else "search"
     if rule != "margin_score" and margin > 0:
         res.margin_score_pick = arch_record(ctx, pick(len(seq), "margin_score"))
+    res.rule_picks = {r: arch_record(ctx, final if r == rule else pick(len(seq), r)) for r in PICK_RULES
+                      if r == rule or r != "heldout_margin" or heldout_scores is not None}
     if looked:
         k = len(known)
         res.search_only_pick = arch_record(ctx, looked[margin_pick(

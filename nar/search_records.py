@@ -60,6 +60,7 @@ class StrictResult:
     picked_from: str | None = None
     search_only_pick: dict | None = None
     margin_score_pick: dict | None = None   # the version-1 rule's pick, for comparison
+    rule_picks: dict | None = None          # the final pick of each strict pick rule
     optimum_queried: bool | None = None
     optimum_picked: bool | None = None
     at_queries: dict | None = None

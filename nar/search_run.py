@@ -189,9 +189,30 @@ def _run_nar(ctx, ranker, cfg, scfg, report, budget, iterations, top_k, seed):
     report.iterations, report.search_size, report.top_k, report.n_train = n_iter, size, k, n_train
     report.paper_protocol = paper_protocol(ctx, iters, n_train)
     report.strict_protocol = strict_protocol(ctx, iters, oracle, scfg.strict_iterations, scfg.strict_lookups,
-                                             scfg.strict_val_margin, known_scores, scfg.strict_pick_rule)
+                                             scfg.strict_val_margin, known_scores, scfg.strict_pick_rule,
+                                             heldout_scorer(ctx, cfg, oracle))
     report.final_top_k = final_top_k(ctx, iters, scfg.top_tier, k, known_set)
     report.per_iteration = iteration_records(ctx, iters, known_set)
+
+
+def heldout_scorer(ctx, cfg, oracle):
+    """``heldout_scores(excluded, rows)`` for the ``heldout_margin`` rule: the ranker's config
+    refitted (ensemble members as configured, no validation split) on the known cells minus
+    ``excluded``, scoring ``rows``; one refit per distinct excluded set (logged)."""
+    from nar.iterative import NarFitter
+
+    fitter, models = NarFitter(ctx, cfg), {}
+    known = oracle.known_rows
+    known = known[np.isfinite(oracle.value(known))]
+
+    def scores(excluded, rows):
+        if excluded not in models:
+            keep = known[~np.isin(known, excluded)]
+            log.info("strict pick: refitting the ranker without %d tied training cells (%d cells)", len(excluded),
+                     len(keep))
+            models[excluded] = fitter.fit(keep, oracle.value(keep))
+        return fitter.predict(models[excluded], np.asarray(rows))[0]
+    return scores
 
 
 def _run_budgeted(ctx, cfg, scfg, report, mode, budget, seed, surrogate):
