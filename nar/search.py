@@ -6,9 +6,10 @@
              best-predicted distinct candidates (predicted top tier first, then by score) of the
              last ``strict_iterations`` iterations (0 = all) are looked up, each a query counted by
              the search's :class:`~nar.search_oracle.QueryOracle`; among everything queried
-             (training and validation sets included) the pick is the best validation accuracy,
-             except that cells the ranker never trained on within ``strict_val_margin`` of the best
-             are tied and its score picks one (:func:`robust_pick`); its test accuracy, rank and
+             (training and validation sets included) the cells within ``strict_val_margin`` of the
+             best validation accuracy are tied and a ranker's score picks one; when training cells
+             are among the tied, that ranker is refitted without them (out-of-fold scores,
+             :func:`heldout_pick`, rule ``heldout_margin``); its test accuracy, rank and
              percentile are reported, every query counted.
 """
 from __future__ import annotations
@@ -31,9 +32,9 @@ PICK_RULES = ("search_margin", "heldout_margin", "val", "margin_score")
 PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k over all iterations "
               "(an oracle pick); queries = training architectures only")
 STRICT_TEXT = ("final pick from predictions and validation data alone: the best-predicted distinct "
-               "candidates of the search are looked up; among all queried architectures the best validation "
-               "accuracy wins; searched (never trained on) architectures within val_margin of the best are tied "
-               "and the best predicted score among them wins; "
+               "candidates of the search are looked up; among all queried architectures, those within "
+               "val_margin of the best validation accuracy are tied and the best predicted score wins, scored by a "
+               "ranker that never saw the labels of the tied training architectures (pick_rule heldout_margin); "
                "queries = training + validation architectures + every looked-up architecture")
 
 
@@ -218,10 +219,10 @@ def heldout_pick(select: np.ndarray, score: np.ndarray | None, trained: np.ndarr
 
 def strict_protocol(ctx: SearchContext, iters: list[SearchIteration], oracle: QueryOracle,
                     strict_iterations: int = 0, lookups: int = 50, margin: float = 0.0,
-                    known_scores=None, rule: str = "search_margin", heldout_scores=None) -> StrictResult:
+                    known_scores=None, rule: str = "heldout_margin", heldout_scores=None) -> StrictResult:
     """Look up (through ``oracle``, within its budget) the ``lookups`` best-predicted distinct
-    candidates not queried yet, then pick among everything queried: rule ``search_margin``
-    (:func:`robust_pick`, the default), ``val`` (best validation accuracy) or ``margin_score``
+    candidates not queried yet, then pick among everything queried: rule ``heldout_margin``
+    (:func:`heldout_pick`, the default), ``search_margin`` (:func:`robust_pick`), ``val`` (best validation accuracy) or ``margin_score``
     (version 1: :func:`margin_pick` over every queried cell, training cells included) or
     ``heldout_margin`` (:func:`heldout_pick`; needs ``heldout_scores``). ``rule_picks`` holds
     the final pick of every rule that can be computed, for comparison. ``oracle`` already holds the ranker's training and validation sets (``pay_known``);
@@ -254,7 +255,7 @@ def strict_protocol(ctx: SearchContext, iters: list[SearchIteration], oracle: Qu
     sel = oracle.value(np.asarray(seq))
     trained = np.arange(len(seq)) < len(known)
 
-    if rule == "heldout_margin" and heldout_scores is None:
+    if rule == "heldout_margin" and heldout_scores is None and margin > 0:
         raise ValueError("strict_protocol: rule heldout_margin needs heldout_scores")
 
     def pick(n, rule):

@@ -23,11 +23,13 @@ class SamplerConfig:
     top_k: int = 5              # candidates reported per iteration (predicted tier 1, by score)
     strict_lookups: int = 50     # strict protocol: best-predicted distinct candidates looked up
     strict_iterations: int = 0   # ... taken from this many last iterations (0 = all of them)
-    strict_val_margin: float = 0.1  # strict pick: searched cells within this many points of the best
-                                    # validation accuracy are tied; the ranker's score decides
-    strict_pick_rule: str = "search_margin"  # search_margin: training cells compete by validation
-                                    # accuracy only (nar.search.robust_pick); val: best validation
-                                    # accuracy; margin_score: version 1 (score tie-break over all)
+    strict_val_margin: float = 0.1  # strict pick: cells within this many points of the best
+                                    # validation accuracy are tied; a ranker's score decides
+    strict_pick_rule: str = "heldout_margin"  # heldout_margin: tied training cells are scored,
+                                    # with the other tied cells, by a ranker refitted without them
+                                    # (nar.search.heldout_pick); search_margin: training cells compete
+                                    # by validation accuracy only; val: best validation accuracy;
+                                    # margin_score: version 1 (the search ranker's score over all)
     kl_eps: float = 1e-3        # additive smoothing of histograms before the KL divergence
     # regularised evolution (baseline)
     population: int = 64

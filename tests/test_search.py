@@ -91,7 +91,8 @@ def test_search_and_both_protocols(ctx201):
     near = cands[ctx201.select[cands] >= ctx201.select[cands].max() - 2.0]
     assert tied["pick"]["row"] == near[np.argmax([score_of[r] for r in near])]
     assert tied["val_margin"] == 2.0 and tied["curve"][-1][0] == tied["queries"]
-    robust = strict_protocol(ctx201, iters, oracle(), 3, lookups=12, margin=2.0, known_scores=known_scores)
+    robust = strict_protocol(ctx201, iters, oracle(), 3, lookups=12, margin=2.0, known_scores=known_scores,
+                             rule="search_margin")
     looked = np.array(order)
     if ctx201.select[known].max() > ctx201.select[looked].max():
         assert robust["pick"]["row"] == known[int(np.argmax(ctx201.select[known]))]
@@ -99,6 +100,21 @@ def test_search_and_both_protocols(ctx201):
         near = looked[ctx201.select[looked] >= ctx201.select[looked].max() - 2.0]
         assert robust["pick"]["row"] == near[np.argmax([score_of[r] for r in near])]
     assert robust["pick_rule"] == "search_margin" and "margin_score_pick" in robust
+    calls = []
+
+    def heldout(excluded, rows):  # stand-in refit: records what it was asked, prefers low row ids
+        calls.append((excluded, rows))
+        return -np.asarray(rows, float)
+
+    near_all = cands[ctx201.select[cands] >= ctx201.select[cands].max() - 2.0]
+    tied_known = [r for r in known if r in set(near_all.tolist())]
+    held = strict_protocol(ctx201, iters, oracle(), 3, lookups=12, margin=2.0, known_scores=known_scores,
+                           heldout_scores=heldout)
+    if tied_known:  # training cells tied: every tied cell scored by the refit, the lowest row wins
+        assert calls[-1][0] == tuple(sorted(tied_known)) and held["pick"]["row"] == near_all.min()
+    else:
+        assert not calls and held["pick"]["row"] == tied["pick"]["row"]
+    assert set(held["rule_picks"]) == {"heldout_margin", "search_margin", "val", "margin_score"}
 
 
 def test_margin_pick_breaks_near_ties_by_score():
