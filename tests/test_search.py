@@ -138,6 +138,23 @@ def test_robust_pick_never_lets_a_training_cell_win_by_score():
     assert robust_pick(sel, score, np.zeros(4, bool), 0.1) == 0  # nothing trained: version 1
 
 
+def test_heldout_pick_scores_tied_cells_without_their_labels():
+    from nar.search import heldout_pick
+
+    sel = np.array([91.54, 91.20, 91.50, 91.57])   # rows 10, 11 trained; 12, 13 searched
+    score = np.array([9.0, 8.0, 1.0, 2.0])          # the search ranker's (optimistic on 10, 11)
+    trained, rows, asked = np.array([True, True, False, False]), [10, 11, 12, 13], []
+
+    def refit(excluded, tied_rows):
+        asked.append((excluded, tied_rows))
+        return np.array([{10: 0.1, 12: 0.9, 13: 0.5}[r] for r in tied_rows])
+
+    assert heldout_pick(sel, score, trained, 0.1, rows, refit) == 2   # 12 wins once 10 is held out
+    assert asked == [((10,), (10, 12, 13))]
+    assert heldout_pick(sel, score, trained, 0.02, rows, refit) == 3  # no training cell tied: no refit
+    assert len(asked) == 1 and heldout_pick(sel, score, trained, 0.0, rows, refit) == 3
+
+
 def test_query_oracle_counts_each_row_once_and_enforces_the_budget():
     sel = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0])
     o = QueryOracle(sel, budget=6)
