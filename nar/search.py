@@ -27,7 +27,7 @@ from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
 
-PICK_RULES = ("search_margin", "heldout_margin", "val", "margin_score")
+PICK_RULES = ("search_margin", "heldout_margin", "search_first", "val", "margin_score")
 
 PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k over all iterations "
               "(an oracle pick); queries = training architectures only")
@@ -199,6 +199,20 @@ def robust_pick(select: np.ndarray, score: np.ndarray | None, trained: np.ndarra
     return int(fresh[margin_pick(v[fresh], None if score is None else score[fresh], margin)])
 
 
+def search_first_pick(select: np.ndarray, score: np.ndarray | None, trained: np.ndarray, margin: float) -> int:
+    """Index of the strict pick (rule ``search_first``): the cells within ``margin`` of the best
+    ``select`` are tied; when searched cells (never trained on, so their scores are unbiased)
+    are among them, the best-scored of those wins; a tie of training cells only is broken by
+    the score as in :func:`margin_pick`."""
+    v = np.where(np.isfinite(select), select, -np.inf)
+    if margin <= 0 or score is None:
+        return int(np.argmax(v))
+    tied = np.flatnonzero(v >= v.max() - margin)
+    fresh = tied[~trained[tied]]
+    pool = fresh if len(fresh) else tied
+    return int(pool[np.argmax(score[pool])])
+
+
 def heldout_pick(select: np.ndarray, score: np.ndarray | None, trained: np.ndarray, margin: float, rows,
                  heldout_scores) -> int:
     """Index of the strict pick (rule ``heldout_margin``): the cells within ``margin`` of the best
@@ -264,6 +278,8 @@ def strict_protocol(ctx: SearchContext, iters: list[SearchIteration], oracle: Qu
             return seq[robust_pick(sel[:n], s, trained[:n], margin)]
         if rule == "heldout_margin":
             return seq[heldout_pick(sel[:n], s, trained[:n], margin, seq, heldout_scores)]
+        if rule == "search_first":
+            return seq[search_first_pick(sel[:n], s, trained[:n], margin)]
         return seq[margin_pick(sel[:n], s, margin if rule == "margin_score" else 0.0)]
 
     ends = range(max(1, len(known)), len(seq) + 1)  # after the known rows, then after each look-up

@@ -190,7 +190,8 @@ def _run_nar(ctx, ranker, cfg, scfg, report, budget, iterations, top_k, seed):
     report.paper_protocol = paper_protocol(ctx, iters, n_train)
     report.strict_protocol = strict_protocol(ctx, iters, oracle, scfg.strict_iterations, scfg.strict_lookups,
                                              scfg.strict_val_margin, known_scores, scfg.strict_pick_rule,
-                                             heldout_scorer(ctx, cfg, oracle))
+                                             heldout_scorer(ctx, cfg, oracle)
+                                             if scfg.strict_pick_rule == "heldout_margin" else None)
     report.final_top_k = final_top_k(ctx, iters, scfg.top_tier, k, known_set)
     report.per_iteration = iteration_records(ctx, iters, known_set)
 

@@ -114,7 +114,7 @@ def test_search_and_both_protocols(ctx201):
         assert calls[-1][0] == tuple(sorted(tied_known)) and held["pick"]["row"] == near_all.min()
     else:
         assert not calls and held["pick"]["row"] == tied["pick"]["row"]
-    assert set(held["rule_picks"]) == {"heldout_margin", "search_margin", "val", "margin_score"}
+    assert set(held["rule_picks"]) == {"heldout_margin", "search_margin", "search_first", "val", "margin_score"}
 
 
 def test_margin_pick_breaks_near_ties_by_score():
@@ -153,6 +153,17 @@ def test_heldout_pick_scores_tied_cells_without_their_labels():
     assert asked == [((10,), (10, 12, 13))]
     assert heldout_pick(sel, score, trained, 0.02, rows, refit) == 3  # no training cell tied: no refit
     assert len(asked) == 1 and heldout_pick(sel, score, trained, 0.0, rows, refit) == 3
+
+
+def test_search_first_pick_prefers_tied_searched_cells():
+    from nar.search import search_first_pick
+
+    sel = np.array([91.54, 91.53, 91.50, 91.20])   # two training cells, then two searched cells
+    score = np.array([9.0, 8.0, 1.0, 5.0])
+    trained = np.array([True, True, False, False])
+    assert search_first_pick(sel, score, trained, 0.1) == 2   # the tied searched cell, not the scores 9/8
+    assert search_first_pick(sel, score, trained, 0.02) == 0  # training cells only: score decides
+    assert search_first_pick(sel, score, trained, 0.0) == 0
 
 
 def test_query_oracle_counts_each_row_once_and_enforces_the_budget():
