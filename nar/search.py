@@ -7,10 +7,10 @@
              last ``strict_iterations`` iterations (0 = all) are looked up, each a query counted by
              the search's :class:`~nar.search_oracle.QueryOracle`; among everything queried
              (training and validation sets included) the cells within ``strict_val_margin`` of the
-             best validation accuracy are tied and a ranker's score picks one; when training cells
-             are among the tied, that ranker is refitted without them (out-of-fold scores,
-             :func:`heldout_pick`, rule ``heldout_margin``); its test accuracy, rank and
-             percentile are reported, every query counted.
+             best validation accuracy are tied; the ranker's score picks one among the tied
+             SEARCHED cells (it never trained on them), and among tied training cells only when no
+             searched cell is tied (:func:`search_first_pick`, rule ``search_first``); its test
+             accuracy, rank and percentile are reported, every query counted.
 """
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ PAPER_TEXT = ("release's report: best TEST accuracy among the predicted top-k ov
               "(an oracle pick); queries = training architectures only")
 STRICT_TEXT = ("final pick from predictions and validation data alone: the best-predicted distinct "
                "candidates of the search are looked up; among all queried architectures, those within "
-               "val_margin of the best validation accuracy are tied and the best predicted score wins, scored by a "
-               "ranker that never saw the labels of the tied training architectures (pick_rule heldout_margin); "
+               "val_margin of the best validation accuracy are tied; the best predicted score among the tied "
+               "searched architectures wins (training architectures only when none is tied; pick_rule "
+               "search_first); "
                "queries = training + validation architectures + every looked-up architecture")
 
 
@@ -233,10 +234,11 @@ def heldout_pick(select: np.ndarray, score: np.ndarray | None, trained: np.ndarr
 
 def strict_protocol(ctx: SearchContext, iters: list[SearchIteration], oracle: QueryOracle,
                     strict_iterations: int = 0, lookups: int = 50, margin: float = 0.0,
-                    known_scores=None, rule: str = "heldout_margin", heldout_scores=None) -> StrictResult:
+                    known_scores=None, rule: str = "search_first", heldout_scores=None) -> StrictResult:
     """Look up (through ``oracle``, within its budget) the ``lookups`` best-predicted distinct
-    candidates not queried yet, then pick among everything queried: rule ``heldout_margin``
-    (:func:`heldout_pick`, the default), ``search_margin`` (:func:`robust_pick`), ``val`` (best validation accuracy) or ``margin_score``
+    candidates not queried yet, then pick among everything queried: rule ``search_first``
+    (:func:`search_first_pick`, the default), ``heldout_margin`` (:func:`heldout_pick`),
+    ``search_margin`` (:func:`robust_pick`), ``val`` (best validation accuracy) or ``margin_score``
     (version 1: :func:`margin_pick` over every queried cell, training cells included) or
     ``heldout_margin`` (:func:`heldout_pick`; needs ``heldout_scores``). ``rule_picks`` holds
     the final pick of every rule that can be computed, for comparison. ``oracle`` already holds the ranker's training and validation sets (``pay_known``);

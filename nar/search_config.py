@@ -25,11 +25,12 @@ class SamplerConfig:
     strict_iterations: int = 0   # ... taken from this many last iterations (0 = all of them)
     strict_val_margin: float = 0.1  # strict pick: cells within this many points of the best
                                     # validation accuracy are tied; a ranker's score decides
-    strict_pick_rule: str = "heldout_margin"  # heldout_margin: tied training cells are scored,
-                                    # with the other tied cells, by a ranker refitted without them
-                                    # (nar.search.heldout_pick); search_margin: training cells compete
-                                    # by validation accuracy only; val: best validation accuracy;
-                                    # margin_score: version 1 (the search ranker's score over all)
+    strict_pick_rule: str = "search_first"  # search_first: tied searched cells (never trained on)
+                                    # first, best score (nar.search.search_first_pick); heldout_margin:
+                                    # tied cells scored by a ranker refitted without the tied training
+                                    # cells; search_margin: training cells compete by validation
+                                    # accuracy only; val: best validation accuracy; margin_score:
+                                    # version 1 (the search ranker's score over all tied cells)
     kl_eps: float = 1e-3        # additive smoothing of histograms before the KL divergence
     # regularised evolution (baseline)
     population: int = 64

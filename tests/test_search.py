@@ -109,7 +109,7 @@ def test_search_and_both_protocols(ctx201):
     near_all = cands[ctx201.select[cands] >= ctx201.select[cands].max() - 2.0]
     tied_known = [r for r in known if r in set(near_all.tolist())]
     held = strict_protocol(ctx201, iters, oracle(), 3, lookups=12, margin=2.0, known_scores=known_scores,
-                           heldout_scores=heldout)
+                           rule="heldout_margin", heldout_scores=heldout)
     if tied_known:  # training cells tied: every tied cell scored by the refit, the lowest row wins
         assert calls[-1][0] == tuple(sorted(tied_known)) and held["pick"]["row"] == near_all.min()
     else:
