@@ -36,8 +36,8 @@ class SamplerConfig:
     population: int = 64
     tournament: int = 16
     # query-efficient (iterative) mode
-    init_size: int = 10         # architectures queried at random before the first fit
-    query_step: int = 4         # top predictions queried per round (at least)
+    init_size: int = 24         # architectures queried at random before the first fit
+    query_step: int = 8         # top predictions queried per round (at least)
     finetune_epochs: int = 0    # >0: fine-tune the previous model this many epochs; 0: retrain
     acquisition_kappa: float = 0.0  # query z(score) + kappa * z(ensemble disagreement)
     surrogate_epochs: int = 60      # NAR surrogate: training epochs per round
