@@ -1,16 +1,21 @@
-"""Query-efficiency table: best accuracy of the strict pick (best validation accuracy so far)
-at 50/100/200/500 queries for the iterative mode, random search and regularised evolution,
-over seeds; mean, std and how many seeds picked the optimum. NB201 from the shared table
-(or --store); CIFAR-100 has no validation accuracy there, so its picks use test accuracy.
+"""Query-efficiency table and curves (strict protocol: the pick after N queries is the best
+VALIDATION accuracy among the queried cells; its TEST accuracy is reported). Methods: the
+query-efficient NAR search (``nar``: the default gated graph ranker refitted on the queried
+cells), the same loop with a LightGBM(rank) surrogate (``lightgbm``), random search and
+regularised evolution; per milestone the mean +- std of the pick's accuracy, [#seeds that picked
+the optimum / #seeds that queried it], the mean rank of the pick, and the wall time per search.
 
-    python bench/bench_search.py --seeds 10 [--dataset cifar10|cifar100] [--surrogate lightgbm|nar]
+    OMP_NUM_THREADS=1 python bench/bench_search.py --data_path cache/nb201_table.json \\
+        --dataset cifar10 --seeds 10 --budget 500 --out out/c10.json
+
+NB201 CIFAR-100 has no validation accuracy in the shared table: its picks select on test
+accuracy (stated in the output). ``--out`` writes every seed's curve (JSON) for
+``nar.plot.plot_query_curves``. Library defaults come from ``SamplerConfig``.
 """
 import argparse
-import csv
-import gzip
+import json
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,110 +23,118 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cache.store import OPS_201, Store, StoreWriter  # noqa: E402
-
-MILESTONES = (50, 100, 200, 500)
-_EDGE_SLOTS = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]  # (node, input) of the 6 string slots
+MILESTONES = (25, 50, 64, 100, 150, 200, 500)
 
 
-def _f(x):
-    try:
-        return float(x)
-    except ValueError:
-        return np.nan
+def _methods(ctx, args):
+    from nar.config import load_config
+    from nar.iterative import BaselineFitter, NarFitter, iterative_search
+    from nar.presets import preset_config
+    from nar.search_baselines import random_search, regularized_evolution
+    from nar.search_config import SamplerConfig
+    from nar.search_run import surrogate_config
 
+    scfg = SamplerConfig(**{k: v for k, v in vars(args).items() if k in SamplerConfig.__dataclass_fields__
+                            and v is not None})
 
-def table_store_201(csv_path, out_path):
-    """An NB201 store from the shared table: structure, CIFAR-10 (val = cifar10-valid) and
-    CIFAR-100 (no validation accuracy) labels, params from the table, FLOPs unknown (0),
-    features only channel 0 (cell_adjacency)."""
-    rows = list(csv.DictReader(gzip.open(csv_path, "rt")))
-    n, code = len(rows), {o: i for i, o in enumerate(OPS_201)}
-    adj = np.zeros((n, 4, 4), np.int8)
-    for k, r in enumerate(rows):
-        ops = [tok.split("~")[0] for tok in r["arch_str"].replace("+", "").split("|") if tok]
-        for (j, i), op in zip(_EDGE_SLOTS, ops):
-            adj[k, i, j] = code[op]
-    params = np.nan_to_num(np.array([_f(r["cifar10_params_M"]) for r in rows]) * 1e6).astype(np.int64)
-    with StoreWriter(out_path, n, "201", {"source_path": str(csv_path)}) as w:
-        w.put("key", np.array([r["arch_str"] for r in rows], "S96"))
-        w.put("index", np.array([int(r["arch_index"]) for r in rows], np.int32))
-        w.put("adjacency", adj)
-        w.put("op_counts", np.stack([(adj[:, [0, 0, 1, 0, 1, 2], [1, 2, 2, 3, 3, 3]] == c).sum(1)
-                                     for c in range(5)], 1).astype(np.int16))
-        for ds, val, test in (("cifar10", "cifar10_valid_acc", "cifar10_test_acc"),
-                              ("cifar100", None, "cifar100_test_acc")):
-            w.put(f"data/{ds}/features", adj[:, None].astype(np.float32))
-            w.put(f"data/{ds}/flops", np.zeros(n, np.int64))
-            w.put(f"data/{ds}/params", params)
-            w.put(f"data/{ds}/val_acc", np.array([_f(r[val]) if val else np.nan for r in rows], np.float32))
-            w.put(f"data/{ds}/test_acc", np.array([_f(r[test]) for r in rows], np.float32))
-        return w.commit()
+    def nar(seed):
+        cfg = load_config(preset_config("nar_default", ctx.store.bench)[0], args.overrides + [f"seed={seed}"],
+                          bench=ctx.store.bench)
+        fitter = NarFitter(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
+        return iterative_search(ctx, fitter, args.budget, scfg.init_size, scfg.query_step, seed,
+                                kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth)[0]
+
+    def lgbm(seed):
+        return iterative_search(ctx, BaselineFitter(ctx, "lightgbm", seed), args.budget, args.lgbm_init,
+                                args.lgbm_step, seed)[0]
+
+    return {"nar": nar, "lightgbm": lgbm, "random": lambda s: random_search(ctx, args.budget, s),
+            "evolution": lambda s: regularized_evolution(ctx, args.budget, s, scfg.population, scfg.tournament)}, scfg
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--data_path", default="cache/nb201_table.json", help="store (.h5) or NAR JSON")
+    ap.add_argument("--dataset", default="cifar10")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first_seed", type=int, default=0, help="seeds first_seed .. first_seed+seeds-1")
-    ap.add_argument("--dataset", default="cifar10")
-    ap.add_argument("--store", help="an NB201 store (default: built from the shared table)")
-    ap.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    ap.add_argument("--surrogate", default="lightgbm", help="iterative model: lightgbm, mlp, ... or nar")
-    ap.add_argument("--config_file", help="NAR config for --surrogate nar")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a key of --config_file (repeatable)")
-    ap.add_argument("--finetune_epochs", type=int, default=0,
-                    help="--surrogate nar: >0 fine-tunes the previous round's model this many epochs")
-    ap.add_argument("--target", default="rank", help="baseline surrogate target: raw or rank")
-    ap.add_argument("--methods", default="iterative,random,evolution")
-    ap.add_argument("--init_size", type=int, default=24)
-    ap.add_argument("--query_step", type=int, default=8)
     ap.add_argument("--budget", type=int, default=500)
+    ap.add_argument("--methods", default="nar,lightgbm,random,evolution")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the NAR ranker config (repeatable)")
+    for k in ("init_size", "query_step", "surrogate_epochs", "surrogate_swa_epochs", "surrogate_batch_size",
+              "surrogate_ensemble", "surrogate_batches_per_epoch", "finetune_epochs"):
+        ap.add_argument("--" + k, type=int, default=None, help="sampler." + k + " (default: SamplerConfig)")
+    ap.add_argument("--acquisition_kappa", type=float, default=None)
+    ap.add_argument("--query_step_growth", type=float, default=None)
+    ap.add_argument("--lgbm_init", type=int, default=24)
+    ap.add_argument("--lgbm_step", type=int, default=8)
+    ap.add_argument("--out", help="write every run's curve and summary here (JSON)")
+    ap.add_argument("--plot", help="PNG of the mean strict pick against queries (from --out or --merge)")
+    ap.add_argument("--merge", nargs="+", help="only plot: the methods of these --out files on one axis")
     args = ap.parse_args()
+    if args.merge:
+        return plot(args.merge, args.plot)
     import logging
     logging.basicConfig(level=logging.WARNING)
-    from nar.iterative import BaselineFitter, NarFitter, iterative_search
+    from nar.data import open_store
     from nar.search import open_context
-    from nar.search_baselines import query_run_summary, random_search, regularized_evolution
+    from nar.search_baselines import query_run_summary
 
-    path = args.store or table_store_201(Path(args.data_dir) / "nb201/nb201.csv.gz",
-                                         Path(tempfile.mkdtemp()) / "t201.h5")
-    ctx = open_context(Store(path), args.dataset)
+    ctx = open_context(open_store(args.data_path), args.dataset)
     opt = float(np.nanmax(ctx.target))
-    print(f"NB201 {args.dataset}: {ctx.pool.n} archs, optimum {ctx.target_name} {opt:.2f}, "
-          f"picks by {ctx.select_name}; budget {args.budget}, {args.seeds} seeds")
-
-    def fitter(seed):
-        if args.surrogate == "nar":
-            from nar.config import load_config
-            cfg = load_config(args.config_file, args.overrides + [f"seed={seed}"], bench="201")
-            return NarFitter(ctx, cfg, args.finetune_epochs)
-        return BaselineFitter(ctx, args.surrogate, seed, **({"target": args.target} if args.target else {}))
-
-    methods = {
-        f"iterative({args.surrogate})": lambda s: iterative_search(ctx, fitter(s), args.budget, args.init_size,
-                                                                    args.query_step, s)[0],
-        "random": lambda s: random_search(ctx, args.budget, s),
-        "evolution": lambda s: regularized_evolution(ctx, args.budget, s, 64, 16),
-    }
+    methods, scfg = _methods(ctx, args)
     milestones = [m for m in MILESTONES if m <= args.budget]
-    head = "".join(f"{'@' + str(m):>26}" for m in milestones)
-    print(f"{'method':<20}{head}   (mean +- std [#optimum picked / #queried])  time/seed")
-    for name, run in methods.items():
-        if name.split("(")[0] not in args.methods.split(","):
-            continue
-        t = time.perf_counter()
-        seeds = range(args.first_seed, args.first_seed + args.seeds)
-        res = [query_run_summary(ctx, run(s), milestones=milestones) for s in seeds]
-        sec = (time.perf_counter() - t) / args.seeds
+    print(f"{ctx.store.bench} {args.dataset}: {ctx.pool.n} archs, optimum {ctx.target_name} {opt:.2f}, picks by "
+          f"{ctx.select_name}; budget {args.budget}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; "
+          f"nar: init {scfg.init_size} step {scfg.query_step} epochs {scfg.surrogate_epochs} ensemble "
+          f"{scfg.surrogate_ensemble} kappa {scfg.acquisition_kappa}", flush=True)
+    print(f"{'method':<11}" + "".join(f"{'@' + str(m):>27}" for m in milestones) + "   s/search", flush=True)
+    dump = {"data_path": args.data_path, "dataset": args.dataset, "target": ctx.target_name,
+            "selection": ctx.select_name, "optimum": opt, "n_ranked": ctx.n_ranked, "budget": args.budget,
+            "settings": vars(args), "methods": {}}
+    for name in args.methods.split(","):
+        runs, secs = [], []
+        for s in range(args.first_seed, args.first_seed + args.seeds):
+            t = time.perf_counter()
+            rows = methods[name](s)
+            secs.append(time.perf_counter() - t)
+            runs.append(query_run_summary(ctx, rows, milestones=milestones))
         cells = []
         for m in milestones:
-            acc = np.array([r["at_queries"][str(m)][f"pick_{ctx.target_name}"] for r in res], float)
-            best = np.array([r["at_queries"][str(m)][f"best_queried_{ctx.target_name}"] for r in res], float)
-            picked = sum(r["at_queries"][str(m)]["pick_rank"] == 1 for r in res)
-            cells.append(f"{acc.mean():6.2f}+-{acc.std():4.2f} [{picked:2d}/{(best >= opt - 1e-3).sum():2d}]")
-        print(f"{name:<20}" + "".join(f"{c:>26}" for c in cells) + f"   {sec:.1f} s")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+            at = [r.at_queries[str(m)] for r in runs]
+            acc = np.array([a[f"pick_{ctx.target_name}"] for a in at], float)
+            rank = np.array([a["pick_rank"] for a in at], float)
+            best = np.array([a[f"best_queried_{ctx.target_name}"] for a in at], float)
+            cells.append(f"{acc.mean():6.2f}+-{acc.std():4.2f} [{(rank == 1).sum():2d}/{(best >= opt - 1e-3).sum():2d}]"
+                         f" r{rank.mean():<5.0f}")
+        print(f"{name:<11}" + "".join(f"{c:>27}" for c in cells) + f"   {np.mean(secs):.1f}", flush=True)
+        dump["methods"][name] = {"seconds": secs, "runs": [r.to_dict() for r in runs]}
+    print("cells: mean +- std of the pick's accuracy [#seeds picking the optimum / #seeds that queried it] "
+          f"r<mean rank of the pick>; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(dump))
+        if args.plot:
+            plot([args.out], args.plot)
+
+
+NAMES = {"nar": "NAR (query-efficient)", "lightgbm": "LightGBM(rank) surrogate", "random": "random search",
+         "evolution": "regularised evolution"}
+
+
+def plot(files, png):
+    from nar.plot import plot_query_curves
+
+    methods, head = {}, None
+    for f in files:
+        d = json.loads(Path(f).read_text())
+        head = head or d
+        for name, m in d["methods"].items():
+            methods[NAMES.get(name, name)] = [r["curve"] for r in m["runs"]]
+    title = f"NB201 {head['dataset']}: strict pick ({head['selection']} of queried cells) vs queries"
+    plot_query_curves(methods, head["optimum"], png, head["target"], title)
+    print(f"wrote {png}")
 
 
 if __name__ == "__main__":

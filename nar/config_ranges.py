@@ -36,7 +36,10 @@ RANGES = {
     "sampler.strict_val_margin": _AT_LEAST_0, "sampler.kl_eps": _POSITIVE,
     "sampler.population": (2, 10 ** 7, False, False), "sampler.tournament": _AT_LEAST_1,
     "sampler.init_size": _MANY, "sampler.query_step": _MANY,
-    "sampler.finetune_epochs": _AT_LEAST_0,
+    "sampler.finetune_epochs": _AT_LEAST_0, "sampler.acquisition_kappa": (None, None, False, False),
+    "sampler.surrogate_epochs": _AT_LEAST_1, "sampler.surrogate_swa_epochs": _AT_LEAST_0,
+    "sampler.surrogate_batch_size": _AT_LEAST_1, "sampler.surrogate_ensemble": (1, 1000, False, False),
+    "sampler.surrogate_batches_per_epoch": _AT_LEAST_0, "sampler.query_step_growth": _AT_LEAST_0,
     "pretrain.steps": (0, 10 ** 7, False, False), "pretrain.cells": _MANY,
     "pretrain.batch_size": _SIZE, "pretrain.lr": _POSITIVE, "pretrain.seed": (0, SEED_MAX, False, False),
 }

@@ -1,21 +1,28 @@
-"""Query-efficient mode: fit on a few queried architectures, query the model's top predictions
-among the unqueried ones, refit (or fine-tune), repeat until the query budget is spent. The
-final pick is the best VALIDATION accuracy seen (strict protocol).
+"""Query-efficient search: fit on a few queried architectures, query the model's best
+predictions among the unqueried ones, refit (or fine-tune), repeat until the budget is spent.
+Every look-up goes through the search's :class:`~nar.search_oracle.QueryOracle`; the final
+pick is the best VALIDATION accuracy among the queried cells (strict protocol).
 
 The model is pluggable (a "fitter" with ``fit(rows, labels, previous) -> model`` and
-``predict(model, rows) -> scores``, higher = better): :class:`NarFitter` trains the NAR ranker
-through ``nar.train.train_ranker``; :class:`BaselineFitter` wraps a ``nar.baselines`` model
-(e.g. LightGBM on one-hot cells), cheap enough for many seeds on a CPU.
+``predict(model, rows) -> scores`` or ``(scores, disagreement)``, higher = better):
+:class:`NarFitter` trains an ensemble of NAR rankers (the default config's gated graph
+ranker) on all queried cells; :class:`BaselineFitter` wraps a ``nar.baselines`` model
+(e.g. LightGBM on one-hot cells). The acquisition is ``z(score) + kappa * z(disagreement)``
+over the candidates (``kappa`` 0 = the best predicted).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
+import time
 
 import numpy as np
 
 from nar.search import SearchContext
-from nar.search_baselines import check_budget
+from nar.search_baselines import check_budget, new_oracle
+from nar.search_oracle import QueryOracle
+from nar.search_records import QueryRound
 
 log = logging.getLogger(__name__)
 
@@ -42,60 +49,92 @@ class BaselineFitter:
 
 
 class NarFitter:
-    """The NAR ranker, trained by ``nar.train.train_ranker`` on the queried architectures
-    (a fifth held out for validation); with ``finetune_epochs`` > 0, later rounds start from
-    the previous model and run that many epochs."""
+    """An ensemble of ``cfg.n_ensemble`` NAR rankers (seeds cfg.seed, cfg.seed+1, ...) trained
+    by ``nar.train.train_ranker`` on ALL queried cells (no validation split: the config's
+    weight averaging, ``swa_epochs``, replaces the choice of a best epoch). With
+    ``finetune_epochs`` > 0, later rounds start from the previous members and run that many
+    epochs. ``predict`` returns the members' mean standardised score and their spread."""
 
     def __init__(self, ctx: SearchContext, cfg, finetune_epochs: int = 0):
         self.ctx, self.cfg, self.finetune_epochs = ctx, cfg, finetune_epochs
+        self._feats = None
+
+    def features(self, rows) -> np.ndarray:
+        if self._feats is None:  # the whole pool once: rounds index it (15,625 NB201 cells: 8 MB)
+            self._feats = self.ctx.features(np.arange(self.ctx.pool.n))
+        return self._feats[np.asarray(rows, np.int64)]
 
     def fit(self, rows, labels, previous=None):
         from nar.train import train_ranker
 
         rows, labels = np.asarray(rows), np.asarray(labels, np.float64)
-        cfg = copy.deepcopy(self.cfg)
-        n_val = max(2, len(rows) // 5)
-        order = np.random.default_rng(len(rows)).permutation(len(rows))
-        tr, va = order[n_val:], order[:n_val]
-        init = None
-        if previous is not None and self.finetune_epochs > 0:
-            init, cfg.ranker_epochs = previous, self.finetune_epochs
-        cfg.train_size, cfg.val_size = len(tr), len(va)
-        model, _ = train_ranker(cfg, self.ctx.features(rows[tr]), labels[tr], self.ctx.features(rows[va]),
-                                labels[va], init=init)
-        return model
+        x, empty = self.features(rows), self.features(rows[:0])
+        members = []
+        for k in range(max(1, self.cfg.n_ensemble)):
+            cfg = dataclasses.replace(copy.deepcopy(self.cfg), seed=self.cfg.seed + k, train_size=len(rows),
+                                      val_size=0)
+            init = None
+            if previous is not None and self.finetune_epochs > 0:
+                init = previous[k]
+                cfg.ranker_epochs, cfg.swa_epochs = self.finetune_epochs, min(cfg.swa_epochs, self.finetune_epochs)
+                cfg.lr_scheduler = dataclasses.replace(cfg.lr_scheduler, n_warmup_steps=1)
+            model, _ = train_ranker(cfg, x, labels, empty, labels[:0], init=init)
+            members.append(model)
+        return members
 
-    def predict(self, model, rows) -> np.ndarray:
+    def predict(self, members, rows) -> tuple[np.ndarray, np.ndarray]:
         from nar.train import predict_batched
 
-        _, score = predict_batched([model], self.ctx.features(rows))
-        return np.asarray(score, np.float64)
+        x = self.features(rows)
+        z = np.stack([_z(predict_batched([m], x)[1]) for m in members])
+        return z.mean(0), (z.std(0) if len(members) > 1 else np.zeros(len(rows)))
+
+
+def _z(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    sd = a.std()
+    return (a - a.mean()) / sd if sd > 0 else a - a.mean()
+
+
+def acquire(pred, kappa: float = 0.0) -> np.ndarray:
+    """Acquisition value of candidates from ``predict``'s output: the score alone, or
+    ``z(score) + kappa * z(disagreement)`` for an ensemble."""
+    if isinstance(pred, tuple):
+        score, spread = pred
+        return _z(score) + kappa * _z(spread) if kappa else np.asarray(score, np.float64)
+    return np.asarray(pred, np.float64)
 
 
 def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 32, query_step: int = 16,
-                     seed: int = 0, max_candidates: int = 20000) -> tuple[np.ndarray, list[dict]]:
-    """Rows in query order and one record per round (queries so far, best validation so far).
+                     seed: int = 0, max_candidates: int = 20000, kappa: float = 0.0, growth: float = 0.0,
+                     oracle: QueryOracle | None = None) -> tuple[np.ndarray, list[QueryRound]]:
+    """Rows in query order and one :class:`QueryRound` per fit.
 
-    Each round scores the unqueried allowed rows (a random ``max_candidates`` of them when
-    there are more) and queries the ``query_step`` best predictions."""
+    ``init_size`` random allowed rows are queried first; each round scores the unqueried
+    allowed rows (a random ``max_candidates`` of them when there are more) and queries the
+    ``max(query_step, growth * queries so far)`` best by :func:`acquire` (larger steps later
+    keep the number of fits small on large budgets). Labels are the oracle's selection accuracy (failed
+    cells, NaN, count as the worst seen)."""
     budget = check_budget(ctx, budget, minimum=init_size, what=f"the initial sample (init_size {init_size})")
+    oracle = oracle or new_oracle(ctx, budget)
     rng = np.random.default_rng(seed)
     allowed = np.flatnonzero(ctx.pool.allowed)
-    queried = np.zeros(ctx.pool.n, bool)
-    rows = list(rng.choice(allowed, size=init_size, replace=False))
-    queried[rows] = True
-    sel = np.where(np.isfinite(ctx.select), ctx.select, np.nanmin(ctx.select))
+    oracle.query(rng.choice(allowed, size=init_size, replace=False))
     model, rounds = None, []
-    while len(rows) < budget:
-        model = fitter.fit(np.array(rows), sel[rows], model)
-        cand = allowed[~queried[allowed]]
+    while oracle.n_queries < budget:
+        rows = oracle.rows
+        sel = oracle.value(rows)
+        sel = np.where(np.isfinite(sel), sel, np.nanmin(sel) if np.isfinite(sel).any() else 0.0)
+        t0 = time.perf_counter()
+        model = fitter.fit(rows, sel, model)
+        cand = allowed[~oracle.is_queried(allowed)]
         if len(cand) > max_candidates:
             cand = rng.choice(cand, size=max_candidates, replace=False)
-        scores = fitter.predict(model, cand)
-        take = cand[np.argsort(-scores, kind="stable")[:min(query_step, budget - len(rows))]]
-        rows.extend(int(r) for r in take)
-        queried[take] = True
-        rounds.append({"queries": len(rows), "best_select": float(np.max(sel[rows]))})
-        log.info("iterative round %d: %d queries, best %s %.3f", len(rounds), len(rows), ctx.select_name,
-                 rounds[-1]["best_select"])
-    return np.array(rows, np.int64), rounds
+        value = acquire(fitter.predict(model, cand), kappa)
+        step = max(query_step, int(growth * oracle.n_queries))
+        take = cand[np.argsort(-value, kind="stable")[:min(step, budget - oracle.n_queries)]]
+        got = oracle.query(take)
+        best = np.nanmax(np.concatenate([sel, got]))
+        rounds.append(QueryRound(oracle.n_queries, float(best), len(take), round(time.perf_counter() - t0, 3)))
+        log.info("iterative round %d: %d queries, best %s %.3f", len(rounds), oracle.n_queries, ctx.select_name, best)
+    return oracle.rows, rounds

@@ -150,21 +150,29 @@ class Sampler:
         self.stats = tier_stats(self.pool, rows, tiers, self.n_tier, self.bins)
         return self.guidance()
 
-    def guidance(self) -> dict:
-        """{"flops": bool, "params": bool, "edges": bool}: draw from tier 1 (True) or uniformly."""
+    def divergences(self) -> dict | None:
+        """{"flops", "params", "edges"}: the smallest KL divergence of tier 1's histogram from
+        a low tier's (last_tier..n_tier) in the last batch; None when tier 1 is under
+        batch_factor of the batch or no low tier is populated (guidance cannot engage)."""
         c, s = self.cfg, self.stats
-        flags = {"flops": False, "params": False, "edges": False}
-        if s is None or c.force_uniform:
-            return flags
+        if s is None:
+            return None
         top = c.top_tier - 1
         if s["count"][top] < c.batch_factor * s["count"].sum():
-            return flags
+            return None
         low = [t - 1 for t in range(c.last_tier, self.n_tier + 1) if s["count"][t - 1] > 0]
         if not low:
-            return flags
-        for name, thr in (("flops", c.flops_kl_thred), ("params", c.params_kl_thred), ("edges", c.edges_kl_thred)):
-            flags[name] = all(_kl(s[name][top].ravel(), s[name][t].ravel(), c.kl_eps) > thr for t in low)
-        return flags
+            return None
+        return {name: min(_kl(s[name][top].ravel(), s[name][t].ravel(), c.kl_eps) for t in low)
+                for name in ("flops", "params", "edges")}
+
+    def guidance(self) -> dict:
+        """{"flops": bool, "params": bool, "edges": bool}: draw from tier 1 (True) when its KL
+        divergence from every low tier exceeds the threshold, else uniformly."""
+        c = self.cfg
+        kl = None if c.force_uniform else self.divergences()
+        thr = {"flops": c.flops_kl_thred, "params": c.params_kl_thred, "edges": c.edges_kl_thred}
+        return {name: bool(kl is not None and kl[name] > thr[name]) for name in thr}
 
     def sample(self, size: int) -> tuple[np.ndarray, dict]:
         """``size`` distinct rows (fewer only if the pool is smaller): a noisy_factor share
@@ -191,7 +199,9 @@ class Sampler:
             need -= m
         noisy = self._uniform(n_noisy, taken, None)
         rows = np.concatenate(guided + [noisy]).astype(np.int64)
-        info = {"guided": flags, "n_noisy": int(len(noisy)), "fallbacks": int(fallbacks), "tries": int(tries)}
+        kl = self.divergences()
+        info = {"guided": flags, "n_noisy": int(len(noisy)), "fallbacks": int(fallbacks), "tries": int(tries),
+                "kl": None if kl is None else {k: round(v, 4) for k, v in kl.items()}}
         return rows, info
 
     def _caps(self, flags) -> tuple[float, float]:

@@ -1,9 +1,10 @@
 """Query-budgeted baselines: random search and regularised evolution (strict protocol).
 
-Both return the queried rows in query order; :func:`query_run_summary` turns such a sequence
-into the strict report: after every query the pick is the best VALIDATION accuracy so far,
-and its TEST accuracy is what is reported. A row is queried (and counted) once; revisits
-are free.
+Both look accuracies up only through a :class:`~nar.search_oracle.QueryOracle` (given, or
+made with the budget) and return the queried rows in query order; :func:`query_run_summary`
+turns an oracle's (or a row sequence's) queries into the strict report: after every query the
+pick is the best VALIDATION accuracy so far, and its TEST accuracy is what is reported. A row
+is queried (and counted) once; revisits are free.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import numpy as np
 
 from nar.sampler import SearchPool
 from nar.search import SearchContext, _num, arch_record, running_pick
+from nar.search_oracle import QueryOracle
+from nar.search_records import StrictResult
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -30,11 +33,18 @@ def check_budget(ctx: SearchContext, budget: int, minimum: int = 1, what: str = 
     return int(min(budget, n))
 
 
-def random_search(ctx: SearchContext, budget: int, seed: int = 0) -> np.ndarray:
-    """``budget`` distinct allowed rows drawn uniformly, in query order."""
+def new_oracle(ctx: SearchContext, budget: int | None = None) -> QueryOracle:
+    return QueryOracle(ctx.select, budget, ctx.select_name)
+
+
+def random_search(ctx: SearchContext, budget: int, seed: int = 0, oracle: QueryOracle | None = None) -> np.ndarray:
+    """``budget`` distinct allowed rows drawn uniformly, each queried, in query order."""
     budget = check_budget(ctx, budget)
+    oracle = oracle or new_oracle(ctx, budget)
     rng = np.random.default_rng(seed)
-    return rng.choice(np.flatnonzero(ctx.pool.allowed), size=budget, replace=False).astype(np.int64)
+    rows = rng.choice(np.flatnonzero(ctx.pool.allowed), size=budget, replace=False).astype(np.int64)
+    oracle.query(rows)
+    return rows
 
 
 def mutants(pool: SearchPool, row: int) -> np.ndarray:
@@ -44,15 +54,17 @@ def mutants(pool: SearchPool, row: int) -> np.ndarray:
 
 
 def regularized_evolution(ctx: SearchContext, budget: int, seed: int = 0, population: int = 64,
-                          tournament: int = 16) -> np.ndarray:
+                          tournament: int = 16, oracle: QueryOracle | None = None) -> np.ndarray:
     """Aging evolution: a random population, then repeatedly mutate the best (by validation
     accuracy) of a random tournament and replace the oldest. Returns rows in query order."""
     budget = check_budget(ctx, budget)
+    oracle = oracle or new_oracle(ctx, budget)
     rng = np.random.default_rng(seed)
-    pool, sel = ctx.pool, np.where(np.isfinite(ctx.select), ctx.select, -np.inf)
+    pool = ctx.pool
     allowed = np.flatnonzero(pool.allowed)
     population = min(population, budget)
     queried = list(rng.choice(allowed, size=population, replace=False))
+    sel = dict(zip(queried, np.nan_to_num(oracle.query(queried), nan=-np.inf).tolist()))
     seen = set(int(r) for r in queried)
     pop = list(queried)
     cycles = 0
@@ -71,33 +83,50 @@ def regularized_evolution(ctx: SearchContext, budget: int, seed: int = 0, popula
         if child not in seen:
             seen.add(child)
             queried.append(child)
+            sel[child] = float(np.nan_to_num(oracle.query(child), nan=-np.inf))
         pop.append(child)
         pop.pop(0)
     return np.array(queried, np.int64)
 
 
-def query_run_summary(ctx: SearchContext, rows, milestones=MILESTONES, extra_queries: int = 0) -> dict:
-    """Strict report of a query sequence: the final pick (best validation accuracy), its target
-    accuracy, rank and percentile; the pick's target at each milestone; the best target among
-    the queried rows (an oracle figure, for context); whether the optimum was queried/picked."""
-    rows = np.asarray(rows, np.int64)
-    picks = running_pick(ctx.select, rows)
+QUERY_TEXT = "every looked-up architecture is a query; the pick is the best validation accuracy seen"
+
+
+def query_run_summary(ctx: SearchContext, queried, milestones=MILESTONES) -> StrictResult:
+    """Strict report of a search's queries (a :class:`QueryOracle`, or rows already looked up
+    in query order): the final pick (best validation accuracy), its target accuracy, rank and
+    percentile; the pick's target at each milestone; the best target among the queried rows (an
+    oracle figure, for context); whether the optimum was queried/picked."""
+    if isinstance(queried, QueryOracle):
+        oracle = queried
+    else:
+        oracle = new_oracle(ctx)
+        oracle.query(queried)
+    rows, extra = oracle.rows, oracle.n_known_queries
+    picks = running_pick(_selected(oracle, ctx.pool.n), rows)
     best_seen = np.maximum.accumulate(np.where(np.isfinite(ctx.target[rows]), ctx.target[rows], -np.inf))
-    q = extra_queries + np.arange(1, len(rows) + 1)
-    res = {"selection_label": ctx.select_name, "queries": int(q[-1]) if len(q) else extra_queries,
-           "pick": arch_record(ctx, int(picks[-1])),
-           "optimum_queried": bool((ctx.rank[rows] == 1).any()),
-           "optimum_picked": bool(ctx.rank[picks[-1]] == 1),
-           "at_queries": {}}
+    q = extra + np.arange(1, len(rows) + 1)
+    res = StrictResult(QUERY_TEXT, ctx.select_name, oracle.n_queries, pick_rule="val",
+                       pick=arch_record(ctx, int(picks[-1])),
+                       optimum_queried=bool((ctx.rank[rows] == 1).any()),
+                       optimum_picked=bool(ctx.rank[picks[-1]] == 1), at_queries={})
     for m in milestones:
         i = np.searchsorted(q, m, side="right") - 1
         if 0 <= i and m <= q[-1]:
-            res["at_queries"][str(m)] = {"pick_" + ctx.target_name: _num(ctx.target[picks[i]]),
-                                         "pick_rank": int(ctx.rank[picks[i]]),
-                                         "best_queried_" + ctx.target_name: _num(best_seen[i])}
+            res.at_queries[str(m)] = {"pick_" + ctx.target_name: _num(ctx.target[picks[i]]),
+                                      "pick_rank": int(ctx.rank[picks[i]]),
+                                      "best_queried_" + ctx.target_name: _num(best_seen[i])}
     step = max(1, len(rows) // 200)
-    res["curve"] = [[int(q[i]), _num(ctx.target[picks[i]])] for i in range(0, len(rows), step)]
+    res.curve = [[int(q[i]), _num(ctx.target[picks[i]])] for i in range(0, len(rows), step)]
     if len(rows):
-        res["curve"].append([int(q[-1]), _num(ctx.target[picks[-1]])])
+        res.curve.append([int(q[-1]), _num(ctx.target[picks[-1]])])
     return res
+
+
+def _selected(oracle: QueryOracle, n: int) -> np.ndarray:
+    """The selection accuracy of every queried row (NaN elsewhere): free look-ups."""
+    out = np.full(n, np.nan)
+    rows = oracle.rows
+    out[rows] = oracle.value(rows)
+    return out
 

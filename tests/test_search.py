@@ -6,10 +6,12 @@ import pytest
 
 from cache.store import Store
 from nar.config import CONFIG_DIR
-from nar.search import (margin_pick, open_context, paper_protocol, running_pick, search_nar, strict_protocol)
-from nar.search_baselines import (mutants, query_run_summary, random_search, regularized_evolution)
-from nar.search_commands import run_sample
+from nar.search import (margin_pick, open_context, paper_protocol, robust_pick, running_pick, search_nar,
+                        strict_protocol)
+from nar.search_baselines import (mutants, new_oracle, query_run_summary, random_search, regularized_evolution)
 from nar.search_config import SamplerConfig
+from nar.search_oracle import QueryBudgetExceeded, QueryOracle
+from nar.search_run import run_sample
 from pipeline.errors import NarError
 from tests.conftest import shared_data
 from tests.fakes import fake_store_201
@@ -51,34 +53,68 @@ def test_running_pick_is_the_best_so_far():
 def test_search_and_both_protocols(ctx201):
     cfg = SamplerConfig(top_k=4)
     iters = search_nar(NoisyRanker(ctx201), ctx201, cfg, 6, 64, 5, 5, seed=0)
-    assert len(iters) == 6 and all(len(np.unique(it["rows"])) == 64 for it in iters)
+    assert len(iters) == 6 and all(len(np.unique(it.rows)) == 64 for it in iters)
     for it in iters:  # the top-k are predicted tier 1, best score first
-        assert (it["tiers"][it["top"]] == 1).all() and (np.diff(it["scores"][it["top"]]) <= 0).all()
+        assert (it.tiers[it.top] == 1).all() and (np.diff(it.scores[it.top]) <= 0).all()
     paper = paper_protocol(ctx201, iters, n_train=100)
-    tops = np.concatenate([it["rows"][it["top"]] for it in iters])
+    tops = np.concatenate([it.rows[it.top] for it in iters])
     assert paper["best"]["test_acc"] == pytest.approx(ctx201.target[tops].max(), abs=1e-3)
     assert paper["queries"] == 100
     known = list(range(10))
-    strict = strict_protocol(ctx201, iters, known, n_known_queries=150, strict_iterations=3, lookups=12)
+
+    def oracle(budget=None):
+        o = QueryOracle(ctx201.select, budget)
+        o.pay_known(known, 150)  # 150 paid: some training cells are not in the store
+        return o
+
+    strict = strict_protocol(ctx201, iters, oracle(), strict_iterations=3, lookups=12)
     best = {}  # each row's best (tier, -score) over the last 3 iterations
     for it in iters[-3:]:
-        for r, t, sc in zip(it["rows"], it["tiers"], it["scores"]):
+        for r, t, sc in zip(it.rows, it.tiers, it.scores):
             best[int(r)] = min(best.get(int(r), (99, 0.0)), (int(t), -float(sc)))
     order = [r for r, _ in sorted(best.items(), key=lambda kv: kv[1]) if r not in known][:12]
     assert strict["n_lookups"] == 12 and strict["queries"] == 162
     cands = np.array(sorted(set(known) | set(order)))
     assert strict["pick"]["row"] == cands[np.argmax(ctx201.select[cands])]
     assert strict["pick"]["row"] in set(known) | set(order)
-    capped = strict_protocol(ctx201, iters, known, 150, 3, lookups=12, budget=152)
-    assert capped["n_lookups"] == 2 and capped["queries"] == 152
+    capped_oracle = oracle(budget=152)
+    capped = strict_protocol(ctx201, iters, capped_oracle, 3, lookups=12)
+    assert capped["n_lookups"] == 2 and capped["queries"] == 152 == capped_oracle.n_queries
+    with pytest.raises(QueryBudgetExceeded):  # the oracle enforces the budget itself
+        capped_oracle.query([r for r in range(ctx201.pool.n) if not capped_oracle.is_queried(r)][:1])
     known_scores = np.random.default_rng(0).normal(size=len(known))
-    tied = strict_protocol(ctx201, iters, known, 150, 3, lookups=12, margin=2.0, known_scores=known_scores)
+    tied = strict_protocol(ctx201, iters, oracle(), 3, lookups=12, margin=2.0, known_scores=known_scores,
+                           rule="margin_score")
     score_of = dict(zip(known, known_scores))
     for it in iters:
-        score_of.update(zip(it["rows"].tolist(), it["scores"].tolist()))
+        score_of.update(zip(it.rows.tolist(), it.scores.tolist()))
     near = cands[ctx201.select[cands] >= ctx201.select[cands].max() - 2.0]
     assert tied["pick"]["row"] == near[np.argmax([score_of[r] for r in near])]
     assert tied["val_margin"] == 2.0 and tied["curve"][-1][0] == tied["queries"]
+    robust = strict_protocol(ctx201, iters, oracle(), 3, lookups=12, margin=2.0, known_scores=known_scores,
+                             rule="search_margin")
+    looked = np.array(order)
+    if ctx201.select[known].max() > ctx201.select[looked].max():
+        assert robust["pick"]["row"] == known[int(np.argmax(ctx201.select[known]))]
+    else:  # near-ties broken by score among the searched cells only
+        near = looked[ctx201.select[looked] >= ctx201.select[looked].max() - 2.0]
+        assert robust["pick"]["row"] == near[np.argmax([score_of[r] for r in near])]
+    assert robust["pick_rule"] == "search_margin" and "margin_score_pick" in robust
+    calls = []
+
+    def heldout(excluded, rows):  # stand-in refit: records what it was asked, prefers low row ids
+        calls.append((excluded, rows))
+        return -np.asarray(rows, float)
+
+    near_all = cands[ctx201.select[cands] >= ctx201.select[cands].max() - 2.0]
+    tied_known = [r for r in known if r in set(near_all.tolist())]
+    held = strict_protocol(ctx201, iters, oracle(), 3, lookups=12, margin=2.0, known_scores=known_scores,
+                           rule="heldout_margin", heldout_scores=heldout)
+    if tied_known:  # training cells tied: every tied cell scored by the refit, the lowest row wins
+        assert calls[-1][0] == tuple(sorted(tied_known)) and held["pick"]["row"] == near_all.min()
+    else:
+        assert not calls and held["pick"]["row"] == tied["pick"]["row"]
+    assert set(held["rule_picks"]) == {"heldout_margin", "search_margin", "search_first", "val", "margin_score"}
 
 
 def test_margin_pick_breaks_near_ties_by_score():
@@ -87,6 +123,63 @@ def test_margin_pick_breaks_near_ties_by_score():
     assert margin_pick(sel, score, 0.0) == 1 and margin_pick(sel, None, 0.5) == 1
     assert margin_pick(sel, score, 0.1) == 2   # 90.95 is tied with 91.0 and scores higher
     assert margin_pick(sel, score, 1.0) == 0   # the NaN row is never picked
+
+
+def test_robust_pick_never_lets_a_training_cell_win_by_score():
+    # the case: a training cell 0.05 below the searched optimum, scored optimistically
+    sel = np.array([91.54, 91.20, 91.61, 91.57])
+    score = np.array([9.0, 8.0, 1.0, 2.0])
+    trained = np.array([True, True, False, False])
+    assert margin_pick(sel, score, 0.1) == 0            # version 1: the training cell wins by score
+    assert robust_pick(sel, score, trained, 0.1) == 3   # searched cells tie among themselves only
+    assert robust_pick(sel, score, trained, 0.0) == 2
+    assert robust_pick(np.array([92.0, 91.0, 91.95]), np.array([0.0, 5.0, 9.0]), np.array([True, False, False]),
+                       0.1) == 0                        # strictly better validation: the training cell
+    assert robust_pick(sel, score, np.zeros(4, bool), 0.1) == 0  # nothing trained: version 1
+
+
+def test_heldout_pick_scores_tied_cells_without_their_labels():
+    from nar.search import heldout_pick
+
+    sel = np.array([91.54, 91.20, 91.50, 91.57])   # rows 10, 11 trained; 12, 13 searched
+    score = np.array([9.0, 8.0, 1.0, 2.0])          # the search ranker's (optimistic on 10, 11)
+    trained, rows, asked = np.array([True, True, False, False]), [10, 11, 12, 13], []
+
+    def refit(excluded, tied_rows):
+        asked.append((excluded, tied_rows))
+        return np.array([{10: 0.1, 12: 0.9, 13: 0.5}[r] for r in tied_rows])
+
+    assert heldout_pick(sel, score, trained, 0.1, rows, refit) == 2   # 12 wins once 10 is held out
+    assert asked == [((10,), (10, 12, 13))]
+    assert heldout_pick(sel, score, trained, 0.02, rows, refit) == 3  # no training cell tied: no refit
+    assert len(asked) == 1 and heldout_pick(sel, score, trained, 0.0, rows, refit) == 3
+
+
+def test_search_first_pick_prefers_tied_searched_cells():
+    from nar.search import search_first_pick
+
+    sel = np.array([91.54, 91.53, 91.50, 91.20])   # two training cells, then two searched cells
+    score = np.array([9.0, 8.0, 1.0, 5.0])
+    trained = np.array([True, True, False, False])
+    assert search_first_pick(sel, score, trained, 0.1) == 2   # the tied searched cell, not the scores 9/8
+    assert search_first_pick(sel, score, trained, 0.02) == 0  # training cells only: score decides
+    assert search_first_pick(sel, score, trained, 0.0) == 0
+
+
+def test_query_oracle_counts_each_row_once_and_enforces_the_budget():
+    sel = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 6.0])
+    o = QueryOracle(sel, budget=6)
+    assert o.pay_known([0, 1], n_paid=3).tolist() == [1.0, 2.0] and o.n_queries == 3
+    assert o.query([3, 3, 0]).tolist() == [4.0, 4.0, 1.0] and o.n_queries == 4  # 0 known, 3 once
+    assert o.query(3) == 4.0 and o.n_queries == 4 and o.rows.tolist() == [3] and o.remaining == 2
+    with pytest.raises(ValueError, match="never queried"):
+        o.value([4])
+    with pytest.raises(QueryBudgetExceeded, match="budget 6"):
+        o.query([4, 2, 5])  # three new rows, two left: nothing is charged
+    assert o.n_queries == 4 and not o.is_queried([4, 2, 5]).any()
+    o.query([4, 2, 4, 1])
+    assert o.n_queries == 6 and o.rows.tolist() == [3, 4, 2] and np.isnan(o.value(2)) and o.remaining == 0
+    assert o.query([0, 1, 2, 3]).shape == (4,)  # revisits stay free at the budget
 
 
 def test_random_search_and_evolution_respect_the_budget(ctx201):
@@ -136,7 +229,8 @@ def test_iterative_mode_with_a_stand_in_fitter(ctx201):
             return ctx201.select[rows] + np.random.default_rng(model).normal(0, 0.5, len(rows))
 
     rows, rounds = iterative_search(ctx201, Oracle(), budget=60, init_size=20, query_step=8, seed=0)
-    assert len(rows) == 60 == len(np.unique(rows)) and rounds[-1]["queries"] == 60
+    assert len(rows) == 60 == len(np.unique(rows)) and rounds[-1].queries == 60
+    assert [r.queries for r in rounds] == [28, 36, 44, 52, 60]
     rnd = random_search(ctx201, 60, seed=0)
     assert np.nanmax(ctx201.select[rows]) > np.nanmax(ctx201.select[rnd])
     with pytest.raises(NarError, match="budget"):
@@ -231,9 +325,16 @@ def test_strict_pick_obeys_hard_limits(path201):
     iters = search_nar(NoisyRanker(ctx), ctx, SamplerConfig(), 2, 32, 5, 5, seed=0)
     best_known = np.argsort(-np.nan_to_num(ctx.select, nan=-1))[:50]  # includes rows over the limit
     assert (ctx.pool.params[best_known] > limit).any()
-    strict = strict_protocol(ctx, iters, best_known, 300, 2)
+    o = new_oracle(ctx)
+    o.pay_known(best_known, 300)
+    strict = strict_protocol(ctx, iters, o, 2)
     assert strict["pick"]["params"] <= limit
-    assert all(ctx.pool.params[it["rows"]].max() <= limit for it in iters)
+    from nar.search_run import _best_feasible
+    feas = _best_feasible(ctx, strict["pick"]["row"])
+    ok = (ctx.pool.params <= limit) & np.isfinite(ctx.target)
+    assert feas["best"]["test_acc"] == pytest.approx(ctx.target[ok].max(), abs=1e-3)
+    assert feas["pick_feasible_rank"] == 1 + (ctx.target[ok] > ctx.target[strict["pick"]["row"]]).sum()
+    assert all(ctx.pool.params[it.rows].max() <= limit for it in iters)
 
 
 def test_tied_accuracies_share_a_rank(path201):
@@ -244,3 +345,57 @@ def test_tied_accuracies_share_a_rank(path201):
     lab = np.isfinite(t)
     better = (t[lab][None, :] > t[lab][:, None]).sum(1)  # strictly better cells, per cell
     assert (r[lab] == better + 1).all() and (r[~lab] == 0).all()
+
+
+def test_sample_without_checkpoint_takes_a_nar_json(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import cli
+    from tests.fakes import fake_table_201
+
+    monkeypatch.setenv("NAR_CACHE_DIR", str(tmp_path / "cache"))
+    fake_table_201(tmp_path / "t.csv", n=200, seed=3)
+    res = CliRunner().invoke(cli, ["build", "--bench", "201", "--source", str(tmp_path / "t.csv"),
+                                   "--out", str(tmp_path / "t.json")])
+    assert res.exit_code == 0, res.output
+    for mode in ("evolution", "iterative"):  # iterative: the space's default ranker as the surrogate
+        run = tmp_path / mode
+        res = CliRunner().invoke(cli, ["sample", "--data_path", str(tmp_path / "t.json"), "--save_dir", str(run),
+                                       "--mode", mode, "--budget", "40", "--seed", "1"])
+        assert res.exit_code == 0, res.output
+        rep = json.loads((run / "search.json").read_text())
+        assert rep["schema_version"] == 2 and rep["strict_protocol"]["queries"] == 40
+        assert rep["best_feasible"]["best"]["rank"] == 1 and rep["wall_seconds"] > 0
+        assert rep["best_feasible"]["pick_feasible_rank"] == rep["strict_protocol"]["pick"]["rank"]  # no limits
+    assert [r["queries"] for r in rep["rounds"]] == [32, 40] and rep["surrogate"] == "nar"
+
+
+def test_nar_surrogate_ensemble_finetune_and_acquisition(ctx201):
+    from nar.config import load_config
+    from nar.iterative import NarFitter, acquire
+    from nar.search_run import surrogate_config
+
+    cfg = load_config(CONFIG_DIR / "default201.yml", ["ranker.d_model=16"], bench="201")
+    scfg = SamplerConfig(surrogate_epochs=4, surrogate_swa_epochs=2, surrogate_ensemble=2)
+    fitter = NarFitter(ctx201, surrogate_config(cfg, scfg), finetune_epochs=2)
+    rows = np.random.default_rng(0).choice(ctx201.pool.n, 40, replace=False)
+    members = fitter.fit(rows, ctx201.select[rows])
+    assert len(members) == 2
+    cand = np.arange(200)
+    score, spread = fitter.predict(members, cand)
+    assert score.shape == spread.shape == (200,) and (spread >= 0).all() and spread.max() > 0
+    tuned = fitter.fit(rows, ctx201.select[rows], members)  # fine-tunes copies, not the members
+    assert len(tuned) == 2 and tuned[0] is not members[0]
+    assert np.allclose(fitter.predict(members, cand)[0], score)
+    plain, mixed = acquire((score, spread)), acquire((score, spread), kappa=5.0)
+    z = lambda a: (a - a.mean()) / a.std()  # noqa: E731
+    assert np.array_equal(plain, score) and np.allclose(mixed, z(score) + 5.0 * z(spread))
+
+
+def test_query_curves_plot(tmp_path):
+    from nar.plot import mean_curve, plot_query_curves
+
+    a, b = [[1, 90.0], [10, 92.0], [50, 93.0]], [[1, 91.0], [20, 93.5]]
+    assert mean_curve([a, b], np.array([1, 10, 20, 50])).tolist() == [90.5, 91.5, 92.75, 93.25]
+    p = plot_query_curves({"x": [a, b], "y": [b]}, 94.0, tmp_path / "c.png")
+    assert p.read_bytes()[:4] == b"\x89PNG"
