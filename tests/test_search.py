@@ -391,11 +391,3 @@ def test_nar_surrogate_ensemble_finetune_and_acquisition(ctx201):
     z = lambda a: (a - a.mean()) / a.std()  # noqa: E731
     assert np.array_equal(plain, score) and np.allclose(mixed, z(score) + 5.0 * z(spread))
 
-
-def test_query_curves_plot(tmp_path):
-    from nar.plot import mean_curve, plot_query_curves
-
-    a, b = [[1, 90.0], [10, 92.0], [50, 93.0]], [[1, 91.0], [20, 93.5]]
-    assert mean_curve([a, b], np.array([1, 10, 20, 50])).tolist() == [90.5, 91.5, 92.75, 93.25]
-    p = plot_query_curves({"x": [a, b], "y": [b]}, 94.0, tmp_path / "c.png")
-    assert p.read_bytes()[:4] == b"\x89PNG"
