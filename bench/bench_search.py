@@ -36,17 +36,19 @@ def _methods(ctx, args):
 
     scfg = SamplerConfig(**{k: v for k, v in vars(args).items() if k in SamplerConfig.__dataclass_fields__
                             and v is not None})
+    scfg.skip_equivalent = bool(scfg.skip_equivalent)
 
     def nar(seed):
         cfg = load_config(preset_config("nar_default", ctx.store.bench)[0], args.overrides + [f"seed={seed}"],
                           bench=ctx.store.bench)
         fitter = NarFitter(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
         return iterative_search(ctx, fitter, args.budget, scfg.init_size, scfg.query_step, seed,
-                                kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth)[0]
+                                kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth,
+                                skip_equivalent=scfg.skip_equivalent)[0]
 
     def lgbm(seed):
         return iterative_search(ctx, BaselineFitter(ctx, "lightgbm", seed), args.budget, args.lgbm_init,
-                                args.lgbm_step, seed)[0]
+                                args.lgbm_step, seed, skip_equivalent=scfg.skip_equivalent)[0]
 
     return {"nar": nar, "lightgbm": lgbm, "random": lambda s: random_search(ctx, args.budget, s),
             "evolution": lambda s: regularized_evolution(ctx, args.budget, s, scfg.population, scfg.tournament)}, scfg
@@ -67,6 +69,9 @@ def main():
         ap.add_argument("--" + k, type=int, default=None, help="sampler." + k + " (default: SamplerConfig)")
     ap.add_argument("--acquisition_kappa", type=float, default=None)
     ap.add_argument("--query_step_growth", type=float, default=None)
+    ap.add_argument("--skip_equivalent", type=int, choices=(0, 1), default=None,
+                    help="1: never query a cell that is the same network as a queried one (nar, lightgbm); "
+                         "default: SamplerConfig")
     ap.add_argument("--lgbm_init", type=int, default=24)
     ap.add_argument("--lgbm_step", type=int, default=8)
     ap.add_argument("--out", help="write every run's curve and summary here (JSON)")
@@ -88,7 +93,7 @@ def main():
     print(f"{ctx.store.bench} {args.dataset}: {ctx.pool.n} archs, optimum {ctx.target_name} {opt:.2f}, picks by "
           f"{ctx.select_name}; budget {args.budget}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; "
           f"nar: init {scfg.init_size} step {scfg.query_step} epochs {scfg.surrogate_epochs} ensemble "
-          f"{scfg.surrogate_ensemble} kappa {scfg.acquisition_kappa}", flush=True)
+          f"{scfg.surrogate_ensemble} kappa {scfg.acquisition_kappa} skip_equivalent {scfg.skip_equivalent}", flush=True)
     print(f"{'method':<11}" + "".join(f"{'@' + str(m):>27}" for m in milestones) + "   s/search", flush=True)
     dump = {"data_path": args.data_path, "dataset": args.dataset, "target": ctx.target_name,
             "selection": ctx.select_name, "optimum": opt, "n_ranked": ctx.n_ranked, "budget": args.budget,

@@ -107,19 +107,26 @@ def acquire(pred, kappa: float = 0.0) -> np.ndarray:
 
 def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 32, query_step: int = 16,
                      seed: int = 0, max_candidates: int = 20000, kappa: float = 0.0, growth: float = 0.0,
-                     oracle: QueryOracle | None = None) -> tuple[np.ndarray, list[QueryRound]]:
+                     oracle: QueryOracle | None = None, skip_equivalent: bool = True
+                     ) -> tuple[np.ndarray, list[QueryRound]]:
     """Rows in query order and one :class:`QueryRound` per fit.
 
     ``init_size`` random allowed rows are queried first; each round scores the unqueried
     allowed rows (a random ``max_candidates`` of them when there are more) and queries the
     ``max(query_step, growth * queries so far)`` best by :func:`acquire` (larger steps later
     keep the number of fits small on large budgets). Labels are the oracle's selection accuracy (failed
-    cells, NaN, count as the worst seen)."""
+    cells, NaN, count as the worst seen). With ``skip_equivalent`` (the space's
+    ``equivalence_codes``: the same network), the initial sample and every round query at most
+    one cell per class and none of a class already queried, as long as unqueried classes remain."""
     budget = check_budget(ctx, budget, minimum=init_size, what=f"the initial sample (init_size {init_size})")
     oracle = oracle or new_oracle(ctx, budget)
     rng = np.random.default_rng(seed)
     allowed = np.flatnonzero(ctx.pool.allowed)
-    oracle.query(rng.choice(allowed, size=init_size, replace=False))
+    if skip_equivalent:
+        cls = np.unique(ctx.pool.space.equivalence_codes(ctx.pool), return_inverse=True)[1].ravel()
+        oracle.query(_new_classes_first(rng.permutation(allowed), cls, oracle)[:init_size])
+    else:
+        oracle.query(rng.choice(allowed, size=init_size, replace=False))
     model, rounds = None, []
     while oracle.n_queries < budget:
         rows = oracle.rows
@@ -132,9 +139,25 @@ def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 3
             cand = rng.choice(cand, size=max_candidates, replace=False)
         value = acquire(fitter.predict(model, cand), kappa)
         step = max(query_step, int(growth * oracle.n_queries))
-        take = cand[np.argsort(-value, kind="stable")[:min(step, budget - oracle.n_queries)]]
+        order = cand[np.argsort(-value, kind="stable")]
+        if skip_equivalent:
+            order = _new_classes_first(order, cls, oracle)
+        take = order[:min(step, budget - oracle.n_queries)]
         got = oracle.query(take)
         best = np.nanmax(np.concatenate([sel, got]))
         rounds.append(QueryRound(oracle.n_queries, float(best), len(take), round(time.perf_counter() - t0, 3)))
         log.info("iterative round %d: %d queries, best %s %.3f", len(rounds), oracle.n_queries, ctx.select_name, best)
     return oracle.rows, rounds
+
+
+def _new_classes_first(order: np.ndarray, cls: np.ndarray, oracle: QueryOracle) -> np.ndarray:
+    """``order`` (unqueried rows, best first) rearranged: first, in order, the first row of each
+    class that no queried row belongs to; then the others in order (queried only once every
+    class has been queried)."""
+    seen = np.zeros(int(cls.max()) + 1, bool)
+    seen[cls[oracle.is_queried(np.arange(len(cls)))]] = True  # the search's and any known rows
+    c = cls[order]
+    first = np.zeros(len(order), bool)
+    first[np.unique(c, return_index=True)[1]] = True
+    new = first & ~seen[c]
+    return np.concatenate([order[new], order[~new]])

@@ -46,3 +46,5 @@ class SamplerConfig:
     surrogate_ensemble: int = 1     # ensemble members (>1 gives the disagreement)
     surrogate_batches_per_epoch: int = 4  # larger training sets: bigger batches, not more steps
     query_step_growth: float = 0.05  # a round queries max(query_step, growth * queries so far)
+    skip_equivalent: bool = True  # never query a cell that is the same network as a queried one
+                                  # (SearchSpace.equivalence_codes; NB201: docs/search_results.md)

@@ -125,3 +125,85 @@ def test_bad_ops_and_dataset_raise():
         network_totals(all_archs()[:2], "svhn")
     with pytest.raises(NarError, match="permutation"):
         official_index_table(np.zeros(N_ARCHS_201, int), [format_arch(a) for a in all_archs()])
+
+
+# ---------------------------------------------------------------- which cells are the same network
+def _cls(*strings):
+    from pipeline.nb201_equivalence import network_class
+    return network_class(np.array([parse_arch(s) for s in strings], np.int64)).tolist()
+
+
+def _arch(e01, e02, e12, e03, e13, e23):
+    return f"|{e01}~0|+|{e02}~0|{e12}~1|+|{e03}~0|{e13}~1|{e23}~2|"
+
+
+C3, C1, P, S, N = "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect", "none"
+
+
+def test_dead_edges_are_pruned_by_hand():
+    from pipeline.nb201_equivalence import live_edges, prune_dead_edges
+    # node 1 unreachable (0->1 none): 1->2 and 1->3 are dead; node 2 reaches no output: 0->2 dead
+    ops = np.array(parse_arch(_arch(N, C3, C1, C3, P, N)))
+    assert live_edges(ops[None]).tolist() == [[False, False, False, True, False, False]]
+    assert format_arch(prune_dead_edges(ops)) == _arch(N, N, N, C3, N, N)
+    a, b = _cls(_arch(N, C3, C1, C3, P, N), _arch(N, N, N, C3, N, N))
+    assert a == b
+    assert len(set(_cls(_arch(N, N, N, N, N, N), _arch(C3, N, N, N, N, N), _arch(N, N, N, N, C3, C1)))) == 1
+
+
+def test_skip_wiring_and_node_swap_are_the_same_network_by_hand():
+    # conv(x) on the output edge, or before / after a skip through node 1 or node 2
+    assert len(set(_cls(_arch(N, N, N, C3, N, N), _arch(C3, N, N, N, S, N), _arch(S, N, N, N, C3, N),
+                        _arch(N, C3, N, N, N, S), _arch(C3, N, S, N, N, S)))) == 1
+    # nodes 1 and 2 swap roles when no edge joins them
+    a, b = _cls(_arch(C3, P, N, S, C1, S), _arch(P, C3, N, S, S, C1))
+    assert a == b
+
+
+def test_different_networks_stay_apart_by_hand():
+    pairs = [
+        # x + x is not x
+        (_arch(S, N, N, S, S, N), _arch(N, N, N, S, N, N)),
+        # conv_c(a) + conv_d(a) with one shared conv a (3 convs) vs two chains of two convs (4 convs)
+        (_arch(C3, N, N, N, C3, N), _arch(C3, C3, N, N, C3, C3)),
+        (_arch(C3, N, C3, N, C3, S), _arch(C3, C3, N, N, C3, C3)),
+        # d(b(x) + c(a(x))) vs c(a(x)) + d(b(x))
+        (_arch(C3, C3, C3, N, N, C3), _arch(C3, C3, N, N, C3, C3)),
+        # the op type matters, and so does the order of ops along a path
+        (_arch(C3, N, N, N, C1, N), _arch(C1, N, N, N, C3, N)),
+        (_arch(N, N, N, C3, N, N), _arch(N, N, N, P, N, N)),
+    ]
+    for a, b in pairs:
+        ca, cb = _cls(a, b)
+        assert ca != cb, (a, b)
+
+
+def test_classes_of_the_whole_space_compute_the_same_function():
+    """Every cell evaluated with one fixed nonlinear function per op type (zero at zero, as a
+    conv on zeros) on a random input: cells of one class (isomorphic op-instance graphs) must
+    agree; and the class count."""
+    from pipeline.nb201_equivalence import network_classes, prune_dead_edges
+
+    cells = all_archs().astype(np.int64)
+    cls = network_classes()
+    assert cls.shape == (N_ARCHS_201,) and cls.min() == 0
+    n_cls = int(cls.max()) + 1
+    assert n_cls == len(np.unique(cls)) == N_CLASSES_201
+    assert len(np.unique(arch_code(prune_dead_edges(cells)))) == N_PRUNED_201
+    np.testing.assert_array_equal(cls[arch_code(prune_dead_edges(cells))], cls)  # dead edges never matter
+    x = np.random.default_rng(0).normal(size=8)
+    f = {2: lambda v: np.tanh(1.3 * v), 3: lambda v: np.sin(2.1 * v) + 0.1 * v, 4: lambda v: v * v / (1 + v * v)}
+    node = [np.broadcast_to(x, (len(cells), 8)), 0, 0, 0]
+    for (i, j), e in zip(((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3)), range(6)):
+        op = cells[:, e:e + 1]
+        v = node[i] * (op == 1)
+        for o, fn in f.items():
+            v = v + np.where(op == o, fn(node[i] + 0 * op), 0.0)
+        node[j] = node[j] + v
+    out = node[3]
+    order = np.argsort(cls, kind="stable")
+    first = np.r_[True, np.diff(cls[order]) > 0]
+    rep = order[first][np.cumsum(first) - 1]  # the first cell of each row's class, in sorted order
+    np.testing.assert_allclose(out[order], out[rep], atol=1e-12)
+    # different classes mostly compute different functions here (shared-function coincidences aside)
+    assert len(np.unique(np.round(out[order[first]], 9), axis=0)) > 0.9 * n_cls

@@ -216,6 +216,10 @@ def test_nb101_mutants_are_pool_neighbours(tmp_path):
             assert module_hash(pool.adjacency[m, :nv, :nv].astype(int), ops) == pool.keys[m] != pool.keys[row]
     assert found > 0
     assert ctx.target_name == "val_acc" and ctx.select_name == "val_acc"
+    # the 20k table's keys are module hashes of pruned cells, isomorphism-canonical: one row per
+    # network, so the default equivalence (each row its own class) is the right one for NB101
+    assert len(np.unique(pool.keys)) == pool.n == len(np.unique(pool.space.row_codes(pool)))
+    np.testing.assert_array_equal(pool.space.equivalence_codes(pool), np.arange(pool.n))
 
 
 def test_iterative_mode_with_a_stand_in_fitter(ctx201):

@@ -139,3 +139,18 @@ def test_train_test_sample_end_to_end(built, tmp_path, monkeypatch):
              "--seed", 0)
         rep = json.loads((tmp_path / mode / "search.json").read_text())
         assert rep["strict_protocol"]["queries"] == 30
+
+
+def test_equivalence_codes_are_a_partition_coarser_than_identity(built):
+    space, path, _ = built
+    with Store(path) as store:
+        pool = SearchPool.from_store(store, store.datasets[0])
+        cls = space.equivalence_codes(pool)
+        assert cls.shape == (pool.n,) and np.issubdtype(cls.dtype, np.integer)
+        code = space.row_codes(pool)
+        _, first = np.unique(code, return_index=True)  # rows of one cell share a class
+        np.testing.assert_array_equal(cls, cls[first][np.unique(code, return_inverse=True)[1].ravel()])
+        if space.bench != "201":  # the default: every row its own class
+            np.testing.assert_array_equal(cls, np.arange(pool.n))
+        else:
+            assert 1 < len(np.unique(cls)) < pool.n  # 150 random NB201 cells hold some duplicates

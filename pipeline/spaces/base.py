@@ -4,8 +4,8 @@ A space owns everything specific to one cell space, so the rest of NAR never bra
 which space it handles: its constants (vertex and edge limits, op vocabulary, image datasets,
 feature-tensor shape) as class data; its source readers and the record encoder of its NAR
 JSON (``pipeline``); its paper config and augmentations (``nar.config``); and, for search, how
-store rows become cells, how cells are drawn, mutated, fingerprinted and looked up, and the
-one-hot features of the baselines (``nar.sampler``, ``nar.search_baselines``,
+store rows become cells, how cells are drawn, mutated, fingerprinted and looked up, which cells are the same
+network, and the one-hot features of the baselines (``nar.sampler``, ``nar.search_baselines``,
 ``nar.baselines``).
 
 Cells travel through search as *pool arrays*: ``structure`` (one row per architecture, what
@@ -128,6 +128,12 @@ class SearchSpace(ABC):
         """Pool rows of a batch of drawn cells; -1 where invalid or not in the pool."""
         codes, ok = self.codes(pool, cells)
         return np.where(ok, pool.lookup_codes(codes), -1)
+
+    def equivalence_codes(self, pool) -> np.ndarray:
+        """(N,) int64 class of every pool row: rows with equal codes are the same network
+        (one query tells the accuracy of all, up to training noise), so a search need not
+        query more than one of them. Default: every row its own class."""
+        return np.arange(pool.n, dtype=np.int64)
 
     @abstractmethod
     def structure_counts(self, structure: np.ndarray, tiers: np.ndarray, n_tier: int) -> np.ndarray:

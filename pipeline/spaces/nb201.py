@@ -94,6 +94,12 @@ class NB201Space(SearchSpace):
         code = arch_code(np.asarray(ops6, np.int64)).astype(np.uint64)
         return code, np.ones(len(code), bool)
 
+    def equivalence_codes(self, pool):
+        """Classes of the same network: dead edges removed, skips and sums as wiring, op-instance
+        graphs compared up to isomorphism (:mod:`pipeline.nb201_equivalence`)."""
+        from pipeline.nb201_equivalence import network_class
+        return network_class(np.asarray(pool.structure, np.int64)).astype(np.int64)
+
     def structure_counts(self, structure, tiers, n_tier):
         """Per tier, the count of each op on each edge: (n_tier, 6, 5)."""
         return np.stack([np.stack([np.bincount(structure[tiers == t, e], minlength=N_OPS_201)
