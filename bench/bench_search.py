@@ -74,6 +74,8 @@ def main():
                          "default: SamplerConfig")
     ap.add_argument("--lgbm_init", type=int, default=24)
     ap.add_argument("--lgbm_step", type=int, default=8)
+    ap.add_argument("--label", help="store the nar method's runs under this name (e.g. nar_noskip), so "
+                    "--merge can put two settings on one axis")
     ap.add_argument("--out", help="write every run's curve and summary here (JSON)")
     ap.add_argument("--plot", help="PNG of the mean strict pick against queries (from --out or --merge)")
     ap.add_argument("--merge", nargs="+", help="only plot: the methods of these --out files on one axis")
@@ -94,17 +96,20 @@ def main():
           f"{ctx.select_name}; budget {args.budget}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; "
           f"nar: init {scfg.init_size} step {scfg.query_step} epochs {scfg.surrogate_epochs} ensemble "
           f"{scfg.surrogate_ensemble} kappa {scfg.acquisition_kappa} skip_equivalent {scfg.skip_equivalent}", flush=True)
-    print(f"{'method':<11}" + "".join(f"{'@' + str(m):>27}" for m in milestones) + "   s/search", flush=True)
+    cls = ctx.pool.space.equivalence_codes(ctx.pool)
+    print(f"{'method':<11}" + "".join(f"{'@' + str(m):>27}" for m in milestones) + "   s/search  dup", flush=True)
     dump = {"data_path": args.data_path, "dataset": args.dataset, "target": ctx.target_name,
             "selection": ctx.select_name, "optimum": opt, "n_ranked": ctx.n_ranked, "budget": args.budget,
             "settings": vars(args), "methods": {}}
     for name in args.methods.split(","):
-        runs, secs = [], []
+        runs, secs, dups = [], [], []
         for s in range(args.first_seed, args.first_seed + args.seeds):
             t = time.perf_counter()
             rows = methods[name](s)
             secs.append(time.perf_counter() - t)
             runs.append(query_run_summary(ctx, rows, milestones=milestones))
+            # queries of a cell that is the same network as an earlier query, after m queries
+            dups.append({str(m): m - len(np.unique(cls[rows[:m]])) for m in milestones})
         cells = []
         for m in milestones:
             at = [r.at_queries[str(m)] for r in runs]
@@ -113,10 +118,13 @@ def main():
             best = np.array([a[f"best_queried_{ctx.target_name}"] for a in at], float)
             cells.append(f"{acc.mean():6.2f}+-{acc.std():4.2f} [{(rank == 1).sum():2d}/{(best >= opt - 1e-3).sum():2d}]"
                          f" r{rank.mean():<5.0f}")
-        print(f"{name:<11}" + "".join(f"{c:>27}" for c in cells) + f"   {np.mean(secs):.1f}", flush=True)
-        dump["methods"][name] = {"seconds": secs, "runs": [r.to_dict() for r in runs]}
+        key = args.label if args.label and name == "nar" else name
+        print(f"{key:<11}" + "".join(f"{c:>27}" for c in cells) + f"   {np.mean(secs):7.1f}  {np.mean([d[str(milestones[-1])] for d in dups]):.1f}",
+              flush=True)
+        dump["methods"][key] = {"seconds": secs, "duplicates": dups, "runs": [r.to_dict() for r in runs]}
     print("cells: mean +- std of the pick's accuracy [#seeds picking the optimum / #seeds that queried it] "
-          f"r<mean rank of the pick>; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+          "r<mean rank of the pick>; dup: mean queries of a cell that is the same network as an earlier query "
+          f"(SearchSpace.equivalence_codes); peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(dump))
@@ -124,7 +132,8 @@ def main():
             plot([args.out], args.plot)
 
 
-NAMES = {"nar": "NAR (query-efficient)", "lightgbm": "LightGBM(rank) surrogate", "random": "random search",
+NAMES = {"nar": "NAR (query-efficient)", "nar_noskip": "NAR, same-network cells queried",
+         "nar_ens3": "NAR, 3 members, acquisition z(score) + kappa z(disagreement)", "lightgbm": "LightGBM(rank) surrogate", "random": "random search",
          "evolution": "regularised evolution"}
 
 
