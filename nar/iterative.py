@@ -122,8 +122,11 @@ def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 3
     oracle = oracle or new_oracle(ctx, budget)
     rng = np.random.default_rng(seed)
     allowed = np.flatnonzero(ctx.pool.allowed)
-    if skip_equivalent:
+    cls = None
+    if skip_equivalent:  # dense class ids; None where every row is its own class (e.g. NB101)
         cls = np.unique(ctx.pool.space.equivalence_codes(ctx.pool), return_inverse=True)[1].ravel()
+        cls = cls if cls.max() + 1 < len(cls) else None
+    if cls is not None:
         oracle.query(_new_classes_first(rng.permutation(allowed), cls, oracle)[:init_size])
     else:
         oracle.query(rng.choice(allowed, size=init_size, replace=False))
@@ -140,7 +143,7 @@ def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 3
         value = acquire(fitter.predict(model, cand), kappa)
         step = max(query_step, int(growth * oracle.n_queries))
         order = cand[np.argsort(-value, kind="stable")]
-        if skip_equivalent:
+        if cls is not None:
             order = _new_classes_first(order, cls, oracle)
         take = order[:min(step, budget - oracle.n_queries)]
         got = oracle.query(take)
