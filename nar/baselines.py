@@ -173,7 +173,7 @@ class Baseline(Predictor):
         """``ckp_last.joblib`` and ``ckp_best.joblib`` (the same model: one fit)."""
         from nar.checkpoint import save_baseline
 
-        row = run._rows[-1]
+        row = run.rows[-1]
         extra = {"score_thresholds": [float(v) for v in self.score_thresholds], "epoch": 1,
                  "val_kendalltau": row["val_kendalltau"]}
         for name in ("ckp_last.joblib", "ckp_best.joblib"):
@@ -182,7 +182,7 @@ class Baseline(Predictor):
 
     def run_summary(self, run) -> str:
         from nar.nar_predictor import mean_tau
-        return f"val Kendall tau {mean_tau(run._rows)}"
+        return f"val Kendall tau {mean_tau(run.rows)}"
 
 
 def load_baseline(path):

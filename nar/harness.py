@@ -87,6 +87,11 @@ class RunDir:
             with open(path / "metrics.csv", "w", newline="") as f:
                 csv.writer(f).writerow(self.COLUMNS)
 
+    @property
+    def rows(self) -> list[dict]:
+        """Every epoch row so far (all members)."""
+        return self._rows
+
     def on_epoch(self, row: dict) -> None:
         row = {"member": self.member, **row}
         self._rows.append(row)

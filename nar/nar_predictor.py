@@ -211,7 +211,7 @@ class Ranker(Predictor):
         self.meta = dict(meta)
         for name, models in (("ckp_last.pth", run.last), ("ckp_best.pth", run.best)):
             rows = run.best_rows if name == "ckp_best.pth" else [
-                [r for r in run._rows if r["member"] == k][-1] for k in range(len(models))]
+                [r for r in run.rows if r["member"] == k][-1] for k in range(len(models))]
             extra = {"epoch": int(rows[0]["epoch"]),
                      "val_kendalltau": float(np.mean([r.get("val_kendalltau", np.nan) for r in rows]))}
             save_checkpoint(out / name, models, {**meta, **extra})
@@ -219,7 +219,7 @@ class Ranker(Predictor):
     def run_summary(self, run) -> str:
         cfg = self.config
         n = len(run.best_rows)
-        last_loss = np.mean([[r for r in run._rows if r["member"] == k][-1]["loss"] for k in range(n)])
+        last_loss = np.mean([[r for r in run.rows if r["member"] == k][-1]["loss"] for k in range(n)])
         best = (f"the weight average of the last {cfg.swa_epochs} epochs" if cfg.swa_epochs > 0
                 else "the epoch of the best val Kendall tau")
         return (f"{f'{n} members x ' if n > 1 else ''}{cfg.ranker_epochs - cfg.start_epochs} epochs, final "

@@ -134,9 +134,13 @@ def test_run_checkpoints_load_as_predictors(store_path, tmp_path):
                 assert np.allclose(model.score_thresholds, model.meta["score_thresholds"])
 
 
-def test_iterative_search_takes_a_predictor_or_a_factory(store):
+def test_iterative_search_takes_a_predictor_or_a_factory(store, caplog):
+    import logging
+
     from nar.iterative import baseline_surrogate, iterative_search, nar_surrogate
     from nar.search import open_context
+
+    caplog.set_level(logging.INFO, logger="nar")
 
     ctx = open_context(store, "cifar10")
     made = []
@@ -147,6 +151,8 @@ def test_iterative_search_takes_a_predictor_or_a_factory(store):
 
     rows, rounds = iterative_search(ctx, factory, 40, init_size=24, query_step=8, seed=0)
     assert len(set(rows.tolist())) == 40 and made == [24, 32] and [r.queries for r in rounds] == [32, 40]
+    # the terminal (INFO) gets one summary line; the line per round is at the DETAIL level
+    assert "iterative search: 2 rounds, 40 queries" in caplog.text and "iterative round" not in caplog.text
     cfg = load_config(CONFIG_DIR / "default201.yml", NAR_TINY + ["n_ensemble=1"], bench="201")
     ranker = nar_surrogate(ctx, cfg)
     rows2, _ = iterative_search(ctx, ranker, 32, init_size=24, query_step=8, seed=0)
