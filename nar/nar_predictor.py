@@ -91,7 +91,8 @@ class Ranker(Predictor):
         from nar.data import check_features
 
         rc = self.config.ranker
-        check_features(store, dataset or self.dataset, rc.n_arch_patch, rc.d_patch, "the config")
+        check_features(store, dataset or self.dataset, rc.n_arch_patch, rc.d_patch,
+                       "this ranker" if self.members else "the config")
 
     def _features(self, store, rows) -> np.ndarray:
         from nar.data import load_features
