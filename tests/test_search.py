@@ -221,12 +221,13 @@ def test_nb101_mutants_are_pool_neighbours(tmp_path):
 def test_iterative_mode_with_a_stand_in_fitter(ctx201):
     from nar.iterative import iterative_search
 
-    class Oracle:  # noisy truth: the loop must keep querying the predicted best
-        def fit(self, rows, labels, previous=None):
-            return len(rows)
+    class Oracle:  # a predictor of noisy truth: the loop must keep querying the predicted best
+        def fit(self, store, rows, labels):
+            self.n = len(rows)
+            return self
 
-        def predict(self, model, rows):
-            return ctx201.select[rows] + np.random.default_rng(model).normal(0, 0.5, len(rows))
+        def predict(self, store, rows):
+            return ctx201.select[rows] + np.random.default_rng(self.n).normal(0, 0.5, len(rows))
 
     rows, rounds = iterative_search(ctx201, Oracle(), budget=60, init_size=20, query_step=8, seed=0)
     assert len(rows) == 60 == len(np.unique(rows)) and rounds[-1].queries == 60
