@@ -200,9 +200,9 @@ def heldout_scorer(ctx, cfg, oracle):
     """``heldout_scores(excluded, rows)`` for the ``heldout_margin`` rule: the ranker's config
     refitted (ensemble members as configured, no validation split) on the known cells minus
     ``excluded``, scoring ``rows``; one refit per distinct excluded set (logged)."""
-    from nar.iterative import NarFitter
+    from nar.iterative import nar_surrogate, surrogate_scores
 
-    fitter, models = NarFitter(ctx, cfg), {}
+    models = {}
     known = oracle.known_rows
     known = known[np.isfinite(oracle.value(known))]
 
@@ -211,8 +211,8 @@ def heldout_scorer(ctx, cfg, oracle):
             keep = known[~np.isin(known, excluded)]
             log.info("strict pick: refitting the ranker without %d tied training cells (%d cells)", len(excluded),
                      len(keep))
-            models[excluded] = fitter.fit(keep, oracle.value(keep))
-        return fitter.predict(models[excluded], np.asarray(rows))[0]
+            models[excluded] = nar_surrogate(ctx, cfg).fit(ctx.store, keep, oracle.value(keep))
+        return surrogate_scores(models[excluded], ctx.store, np.asarray(rows))[0]
     return scores
 
 
@@ -263,7 +263,7 @@ def surrogate_config(cfg, scfg):
 
 
 def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
-    from nar.iterative import BaselineFitter, NarFitter, iterative_search
+    from nar.iterative import baseline_surrogate, iterative_search, nar_surrogate
     if surrogate == "nar":
         if cfg is None:  # the space's default ranker (config/default<bench>.yml), else paper defaults
             from nar.config import load_config
@@ -271,10 +271,10 @@ def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
             name = "nar_default" if ctx.store.bench in NAR_PRESETS["nar_default"] else None
             cfg = load_config(preset_config(name, ctx.store.bench)[0] if name else None, [],
                               bench=ctx.store.bench)  # labels come from the search, not network_type
-        fitter = NarFitter(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
+        model = nar_surrogate(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
     else:
-        fitter = BaselineFitter(ctx, surrogate, seed)
-    _, rounds = iterative_search(ctx, fitter, budget, scfg.init_size, scfg.query_step, seed,
+        model = baseline_surrogate(surrogate, ctx.pool.bench, seed)
+    _, rounds = iterative_search(ctx, model, budget, scfg.init_size, scfg.query_step, seed,
                                  kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth, oracle=oracle)
     report.surrogate, report.init_size, report.query_step, report.rounds = surrogate, scfg.init_size, \
         scfg.query_step, rounds
