@@ -177,7 +177,7 @@ class Ranker(Predictor):
 
     def predict_features(self, features, batch_size: int = 2048):
         """(tier int64 in 1..n_tier, score float64) for every row of ``features`` (n, C, P, P)."""
-        from nar.train import predict_batched
+        from nar.predict import predict_batched
 
         self._need_fitted()
         shape = tuple(np.shape(features)[1:])
@@ -190,7 +190,7 @@ class Ranker(Predictor):
     def member_scores(self, store, rows, tta_orders: int = 0) -> np.ndarray:
         """(n_members, len(rows)) scores of each ensemble member (``tta_orders`` test-time vertex
         orders; 0 = the cell as numbered): the search surrogates' disagreement."""
-        from nar.train import predict_batched
+        from nar.predict import predict_batched
 
         self._need_fitted()
         store = open_data(store)

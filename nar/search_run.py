@@ -21,13 +21,17 @@ MODES = ("nar", "random", "evolution", "iterative")
 
 
 def _resolve_checkpoint(save_dir, name):
+    """``--checkpoint`` as every command reads it (nar.checkpoint.resolve_checkpoint); the
+    sampling search needs a NAR checkpoint (tiers and scores), not a baseline's."""
     if name is None:
         return None
-    for p in (Path(save_dir) / name, Path(name)):
-        if p.is_file():
-            return p
-    raise NarError(f"checkpoint not found: {name} (looked in {save_dir} and as a path); "
-                   "give a file in --save_dir or a path")
+    from nar.checkpoint import resolve_checkpoint
+
+    path = resolve_checkpoint(save_dir, name)
+    if path.suffix == ".joblib":
+        raise NarError(f"checkpoint {path} is a baseline's; the sampling search needs a NAR checkpoint "
+                       "(.pth); for a baseline surrogate use --mode iterative --surrogate lightgbm")
+    return path
 
 
 def random_reference(ctx, queries: int, seed: int, n_seeds: int = 100) -> dict:
