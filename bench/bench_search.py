@@ -28,7 +28,7 @@ MILESTONES = (25, 50, 64, 100, 150, 200, 500)
 
 def _methods(ctx, args):
     from nar.config import load_config
-    from nar.iterative import BaselineFitter, NarFitter, iterative_search
+    from nar.iterative import baseline_surrogate, iterative_search, nar_surrogate
     from nar.presets import preset_config
     from nar.search_baselines import random_search, regularized_evolution
     from nar.search_config import SamplerConfig
@@ -41,13 +41,13 @@ def _methods(ctx, args):
     def nar(seed):
         cfg = load_config(preset_config("nar_default", ctx.store.bench)[0], args.overrides + [f"seed={seed}"],
                           bench=ctx.store.bench)
-        fitter = NarFitter(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
-        return iterative_search(ctx, fitter, args.budget, scfg.init_size, scfg.query_step, seed,
+        model = nar_surrogate(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
+        return iterative_search(ctx, model, args.budget, scfg.init_size, scfg.query_step, seed,
                                 kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth,
                                 skip_equivalent=scfg.skip_equivalent)[0]
 
     def lgbm(seed):
-        return iterative_search(ctx, BaselineFitter(ctx, "lightgbm", seed), args.budget, args.lgbm_init,
+        return iterative_search(ctx, baseline_surrogate("lightgbm", ctx.pool.bench, seed), args.budget, args.lgbm_init,
                                 args.lgbm_step, seed, skip_equivalent=scfg.skip_equivalent)[0]
 
     return {"nar": nar, "lightgbm": lgbm, "random": lambda s: random_search(ctx, args.budget, s),

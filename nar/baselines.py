@@ -1,9 +1,11 @@
 """Baseline accuracy predictors on one-hot cells: LightGBM, XGBoost and a small MLP.
 
-A tiny registry: ``create_baseline(name, bench, seed=0, **kw)`` builds one; every baseline
-has ``.fit(store, idx, y)`` and ``.predict(store, idx) -> scores`` (higher = better) where
-``store`` is a :class:`cache.store.Store` and ``idx`` are its row indices, and
-``.save(path)`` / :func:`load_baseline` for checkpoints (joblib; load only files you trust).
+A tiny registry: ``create_baseline(name, bench, seed=0, **kw)`` builds one (or
+:func:`nar.predictor.create_predictor` from a config); every baseline follows the predictor
+protocol of :mod:`nar.predictor`: ``.fit(store, rows, labels) -> self``, ``.predict(store, rows)
+-> scores`` (higher = better), ``.predict_tiers``, where ``store`` is a
+:class:`cache.store.Store` and ``rows`` are its row indices, and ``.save(path)`` /
+:func:`load_baseline` for checkpoints (joblib; load only files you trust).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import joblib
 import numpy as np
 from scipy import stats
 
+from nar.predictor import Predictor, check_fit_input, open_data
 from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 from pipeline.spaces import bench_of, space_of
@@ -65,26 +68,35 @@ def onehot_features(store, idx) -> np.ndarray:
     return space_of(store).flat_features(store, idx)
 
 
-class Baseline:
-    """Common fit/predict/save logic; subclasses implement ``_fit``, ``_predict``,
-    ``_get_state`` and ``_set_state`` on feature matrices.
+class Baseline(Predictor):
+    """Common fit/predict/save logic of the baselines (the :mod:`nar.predictor` protocol);
+    subclasses implement ``_fit``, ``_predict``, ``_get_state`` and ``_set_state`` on feature
+    matrices.
 
     ``target="raw"`` regresses the accuracy itself; ``target="rank"`` regresses its rank
     share within the training sample (ties averaged), which ignores how far the failed cells
-    (10% accuracy) lie below the rest and ranks clearly better."""
+    (10% accuracy) lie below the rest and ranks clearly better. ``n_tier``: tiers of
+    :meth:`predict_tiers` (the score cut at the quantiles of the training rows' scores)."""
 
     name = "base"
 
     TARGETS = ("raw", "rank")
+    # defaults for objects unpickled from run checkpoints written before these attributes existed
+    n_tier = 5
+    score_thresholds = None
+    meta = None
 
-    def __init__(self, bench: str, seed: int = 0, target: str = "raw", **kw):
+    def __init__(self, bench: str, seed: int = 0, target: str = "raw", n_tier: int = 5, **kw):
         if target not in self.TARGETS:
             raise NarError(f"unknown target {target!r} for baseline {self.name}; use one of {self.TARGETS}")
         self.bench = bench
         self.seed = seed
         self.target = target
+        self.n_tier = int(n_tier)
         self.kw = dict(kw)
         self.fitted = False
+        self.score_thresholds = None
+        self.meta = None
 
     def _features(self, store, idx) -> np.ndarray:
         if store.bench != self.bench:
@@ -92,44 +104,90 @@ class Baseline:
                            f"is NB{store.bench}; create it with bench={store.bench!r}")
         return onehot_features(store, idx)
 
-    def fit(self, store, idx, y):
-        """Fit on rows ``idx`` of ``store`` with accuracies ``y`` (no NaN); returns self."""
-        x = self._features(store, idx)
-        y = np.asarray(y, dtype=np.float64)
-        if y.shape != (len(x),):
-            raise NarError(f"y has shape {y.shape} but {len(x)} rows were given; pass one accuracy per row")
-        bad = np.flatnonzero(~np.isfinite(y))
-        if len(bad):
-            raise NarError(f"y is not finite at position {bad[0]} (row {np.asarray(idx)[bad[0]]}); "
-                           "drop unlabelled rows before fitting")
+    def fit(self, store, rows, labels, *, val_rows=None, val_labels=None, monitor=None, progress=False):
+        """Fit on rows ``rows`` of ``store`` with accuracies ``labels`` (no NaN); returns self.
+        With ``val_rows`` the validation Kendall tau and tier accuracy are logged and given to
+        ``monitor`` (one row, epoch 1)."""
+        from nar.metrics import tier_thresholds
+
+        store, rows, y, vr, vy = check_fit_input(store, rows, labels, val_rows, val_labels)
+        x = self._features(store, rows)
         if len(x) < 10:
             raise NarError(f"baseline {self.name} needs at least 10 training rows, got {len(x)}")
-        if self.target == "rank":  # fit the rank share (0, 1]: robust to the broken-cell tail
-            y = stats.rankdata(y) / len(y)
-        self._fit(x, y)
+        fit_y = stats.rankdata(y) / len(y) if self.target == "rank" else y  # rank share: robust to the failed-cell tail
+        self._fit(x, fit_y)
         self.fitted = True
+        self.score_thresholds = tier_thresholds(self.predict(store, rows), self.n_tier)
+        if val_rows is not None:
+            self._validate(store, y, vr, vy, monitor)
         return self
 
-    def predict(self, store, idx) -> np.ndarray:
-        """Scores (float64, higher = better) for rows ``idx`` of ``store``."""
+    def _validate(self, store, y, vr, vy, monitor) -> None:
+        from scipy.stats import kendalltau
+
+        from nar.metrics import assign_tiers, tier_thresholds
+
+        tau = val_acc = float("nan")
+        if len(vr) > 1:
+            score_va = self.predict(store, vr)
+            tau = float(kendalltau(score_va, vy).statistic)
+            truth = assign_tiers(vy, tier_thresholds(y, self.n_tier))
+            val_acc = float((assign_tiers(score_va, self.score_thresholds) == truth).mean())
+        if monitor is not None:
+            monitor.on_epoch({"epoch": 1, "val_tier_acc": val_acc, "val_kendalltau": tau, "best": True})
+        log.info("%s: val tier acc %.3f val tau %.4f", self.name, val_acc, tau)
+
+    def _need_fitted(self):
         if not self.fitted:
             raise NarError(f"baseline {self.name} is not fitted; call fit() or load a checkpoint")
+
+    def predict(self, store, rows=None) -> np.ndarray:
+        """Scores (float64, higher = better) for rows ``rows`` (None = all) of ``store``."""
+        self._need_fitted()
+        store = open_data(store)
+        idx = np.arange(store.n) if rows is None else rows
         return np.asarray(self._predict(self._features(store, idx)), dtype=np.float64)
+
+    def predict_tiers(self, store, rows=None):
+        """(tier 1..n_tier, score): the score cut at the quantiles of the training scores."""
+        from nar.metrics import assign_tiers
+
+        score = self.predict(store, rows)
+        return assign_tiers(score, self.score_thresholds), score
 
     def save(self, path) -> Path:
         """Write a joblib checkpoint atomically; returns the path."""
-        if not self.fitted:
-            raise NarError(f"baseline {self.name} is not fitted; nothing to save")
+        self._need_fitted()
         path = Path(path)
         blob = {"version": CHECKPOINT_VERSION, "name": self.name, "bench": self.bench,
-                "seed": self.seed, "target": self.target, "kw": self.kw, "state": self._get_state()}
+                "seed": self.seed, "target": self.target, "kw": self.kw, "state": self._get_state(),
+                "n_tier": self.n_tier, "score_thresholds": [float(v) for v in self.score_thresholds]}
+        if self.meta:
+            blob["meta"] = self.meta
         with atomic_path(path, mkdir=True) as tmp:
             joblib.dump(blob, tmp)
         return path
 
+    # ---- the training harness
+    def save_run(self, out: Path, meta: dict, run) -> None:
+        """``ckp_last.joblib`` and ``ckp_best.joblib`` (the same model: one fit)."""
+        from nar.checkpoint import save_baseline
+
+        row = run.rows[-1]
+        extra = {"score_thresholds": [float(v) for v in self.score_thresholds], "epoch": 1,
+                 "val_kendalltau": row["val_kendalltau"]}
+        for name in ("ckp_last.joblib", "ckp_best.joblib"):
+            save_baseline(out / name, self, {**meta, **extra})
+        self.meta = {**meta, **extra}
+
+    def run_summary(self, run) -> str:
+        from nar.nar_predictor import mean_tau
+        return f"val Kendall tau {mean_tau(run.rows)}"
+
 
 def load_baseline(path):
-    """Rebuild a fitted baseline from :meth:`Baseline.save` output."""
+    """Rebuild a fitted baseline from :meth:`Baseline.save` output, or the model of a run's
+    ``ckp_*.joblib`` (written by ``nar-cli train``; its metadata in ``.meta``)."""
     path = Path(path)
     if not path.exists():
         raise NarError(f"baseline checkpoint not found: {path}")
@@ -137,11 +195,24 @@ def load_baseline(path):
         blob = joblib.load(path)
     except Exception as e:  # joblib raises many types for a damaged file
         raise NarError(f"cannot read baseline checkpoint {path}: {e}; re-save it") from e
+    from nar.checkpoint import FORMAT, load_checkpoint
+
+    if isinstance(blob, dict) and blob.get("format") == FORMAT:  # a run's checkpoint: checked, then used
+        blob = load_checkpoint(path)
+        model = blob["model"]
+        model.meta = {k: v for k, v in blob.items() if k not in ("model", "format", "version", "path")}
+        if model.score_thresholds is None:
+            model.score_thresholds = np.asarray(blob["score_thresholds"], np.float64)
+        return model
     if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
         raise NarError(f"{path} is not a version-{CHECKPOINT_VERSION} baseline checkpoint; re-save it")
-    model = create_baseline(blob["name"], blob["bench"], blob["seed"], target=blob["target"], **blob["kw"])
+    model = create_baseline(blob["name"], blob["bench"], blob["seed"], target=blob["target"],
+                            n_tier=blob.get("n_tier", 5), **blob["kw"])
     model._set_state(blob["state"])
     model.fitted = True
+    if blob.get("score_thresholds") is not None:
+        model.score_thresholds = np.asarray(blob["score_thresholds"], np.float64)
+    model.meta = blob.get("meta")
     return model
 
 
@@ -167,8 +238,8 @@ class LightGBMBaseline(Baseline):
     DEFAULTS = dict(num_boost_round=600, learning_rate=0.03, num_leaves=31, min_data_in_leaf=3,
                     bagging_fraction=0.8, bagging_freq=1, feature_fraction=0.8, lambda_l2=1.0)
 
-    def __init__(self, bench, seed=0, target="raw", **kw):
-        super().__init__(bench, seed, target, **kw)
+    def __init__(self, bench, seed=0, target="raw", n_tier=5, **kw):
+        super().__init__(bench, seed, target, n_tier, **kw)
         _require("lightgbm", "lightgbm  (or: pip install nar-ranker[gbt])")
         self.booster = None
 
@@ -199,8 +270,8 @@ class XGBoostBaseline(Baseline):
     DEFAULTS = dict(num_boost_round=400, eta=0.03, max_depth=4, min_child_weight=2,
                     subsample=0.8, colsample_bytree=0.8, reg_lambda=1.0)
 
-    def __init__(self, bench, seed=0, target="raw", **kw):
-        super().__init__(bench, seed, target, **kw)
+    def __init__(self, bench, seed=0, target="raw", n_tier=5, **kw):
+        super().__init__(bench, seed, target, n_tier, **kw)
         _require("xgboost", "xgboost")
         self.booster = None
 
@@ -233,8 +304,8 @@ class MLPBaseline(Baseline):
     DEFAULTS = dict(hidden=128, layers=2, dropout=0.1, lr=1e-3, weight_decay=1e-4, batch_size=64,
                     max_epochs=300, patience=25, holdout=0.1)
 
-    def __init__(self, bench, seed=0, target="raw", **kw):
-        super().__init__(bench, seed, target, **kw)
+    def __init__(self, bench, seed=0, target="raw", n_tier=5, **kw):
+        super().__init__(bench, seed, target, n_tier, **kw)
         unknown = set(kw) - set(self.DEFAULTS)
         if unknown:
             raise NarError(f"unknown mlp options {sorted(unknown)}; known: {sorted(self.DEFAULTS)}")

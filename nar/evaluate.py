@@ -13,7 +13,7 @@ from nar.config import config_from_dict, load_config
 from nar.data import check_features, label_array, open_store, store_fingerprint, store_keys, target_array
 from nar.harness import _attach_log, _detach_log
 from nar.metrics import assign_tiers
-from nar.train import predict_batched
+from nar.predict import predict_batched
 from pipeline.atomic import atomic_path, check_output_file, write_json_atomic
 from pipeline.errors import NarError
 

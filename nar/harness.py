@@ -1,10 +1,9 @@
 """The one training harness behind ``nar-cli train`` and :func:`nar.api.fit`: validate the
-input, split by seed, train NAR (or a baseline, same splits and evaluation), write the run
-directory (config.yaml, train.log, metrics.csv, ckp_best / ckp_last)."""
+input, split by seed, fit the config's predictor (NAR or a baseline, :mod:`nar.predictor`: same
+splits and evaluation), write the run directory (config.yaml, train.log, metrics.csv, ckp_best / ckp_last)."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import logging
 import os
 import shutil
@@ -13,17 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
 
 from cache.store import Store
-from nar.checkpoint import save_baseline, save_checkpoint
 from nar.config import Config, load_config, validate_config
-from nar.console import DETAIL, progress_bar
-from nar.data import (Split, check_features, label_array, load_features, make_split, open_store,
-                      store_fingerprint, store_keys)
-from nar.metrics import assign_tiers, tier_thresholds
-from nar.pretrain import pretrained_encoder
-from nar.train import train_ranker
+from nar.console import DETAIL
+from nar.data import Split, label_array, make_split, open_store, store_fingerprint, store_keys
+from nar.metrics import tier_thresholds
+from nar.predictor import Predictor, create_predictor
 from pipeline.atomic import check_output_dir, make_dirs, output_error, remove_stale_temps, temp_path
 from pipeline.errors import NarError
 from pipeline.spaces import space_class
@@ -41,6 +36,7 @@ class Prepared:
     label: str         # "val_acc" or "test_acc"
     split: Split
     keys: np.ndarray   # architecture keys (str)
+    predictor: Predictor  # unfitted, made from cfg (NAR or a baseline: the predictor protocol)
 
 
 def prepare(cfg: Config, data, sha256=None, skip_sha256=False) -> Prepared:
@@ -55,13 +51,13 @@ def prepare(cfg: Config, data, sha256=None, skip_sha256=False) -> Prepared:
         raise NarError(f"store {store.path} is NB{store.bench} but the config is for NB{cfg.bench} "
                        f"(space {cfg.space!r}); use {space_class(store.bench).paper_config_file}")
     dataset = cfg.dataset
-    if cfg.arch == "NAR":
-        check_features(store, dataset, cfg.ranker.n_arch_patch, cfg.ranker.d_patch, "the config")
+    predictor = create_predictor(cfg.arch, cfg)
+    predictor.check_data(store, dataset)
     y, label = label_array(store, dataset, cfg.strategy)
     split = make_split(y, cfg.train_size, cfg.val_size, cfg.seed)
     if cfg.train_size < cfg.ranker.n_tier:
         raise NarError(f"train_size {cfg.train_size} < n_tier {cfg.ranker.n_tier}; raise train_size")
-    return Prepared(cfg, store, dataset, y, label, split, store_keys(store))
+    return Prepared(cfg, store, dataset, y, label, split, store_keys(store), predictor)
 
 
 def base_meta(prep: Prepared) -> dict:
@@ -91,6 +87,11 @@ class RunDir:
             with open(path / "metrics.csv", "w", newline="") as f:
                 csv.writer(f).writerow(self.COLUMNS)
 
+    @property
+    def rows(self) -> list[dict]:
+        """Every epoch row so far (all members)."""
+        return self._rows
+
     def on_epoch(self, row: dict) -> None:
         row = {"member": self.member, **row}
         self._rows.append(row)
@@ -110,53 +111,12 @@ def _fmt(v):
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def train_models(prep: Prepared, run: RunDir, progress: bool = False) -> list[dict]:
-    """Train ``n_ensemble`` NAR members (seeds seed, seed+1, ...) under one progress bar;
-    returns the history."""
-    cfg, s = prep.cfg, prep.split
-    x_tr = load_features(prep.store, prep.dataset, s.train)
-    x_va = load_features(prep.store, prep.dataset, s.val)
-    for name, x in (("training", x_tr), ("validation", x_va)):
-        if not np.isfinite(x).all():
-            raise NarError(f"store {prep.store.path}: features of {name} architectures hold NaN or "
-                           f"infinite values (the store is damaged); check it with `nar-cli verify` "
-                           f"and re-run `nar-cli encode`")
-    encoder = pretrained_encoder(cfg, prep.store, prep.dataset, progress=bool(progress))
-    history = []
-    n_epochs = cfg.ranker_epochs - cfg.start_epochs
-    desc = "train" if cfg.n_ensemble == 1 else f"train {cfg.n_ensemble} members"
-    bar = progress_bar(cfg.n_ensemble * n_epochs, desc, "epoch", enabled=progress)
-    try:
-        for k in range(cfg.n_ensemble):
-            member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
-            if cfg.n_ensemble > 1:
-                log.log(DETAIL, "ensemble member %d/%d (seed %d)", k + 1, cfg.n_ensemble, member_cfg.seed)
-            _, hist = train_ranker(member_cfg, x_tr, prep.y[s.train], x_va, prep.y[s.val], run=run,
-                                   progress=bar, encoder_state=encoder)
-            history.extend(hist)
-    finally:
-        bar.close()
-    return history
-
-
-def train_baseline(prep: Prepared, run: RunDir):
-    """Fit a baseline on the same split; returns (model, meta extras)."""
-    from nar.baselines import create_baseline
-
-    cfg, s = prep.cfg, prep.split
-    model = create_baseline(cfg.arch, cfg.bench, cfg.seed, target=cfg.baseline_target)
-    model.fit(prep.store, s.train, prep.y[s.train])
-    score_tr = np.asarray(model.predict(prep.store, s.train), dtype=np.float64)
-    thr = tier_thresholds(prep.y[s.train], cfg.ranker.n_tier)
-    score_thr = tier_thresholds(score_tr, cfg.ranker.n_tier)
-    tau = val_acc = float("nan")
-    if len(s.val) > 1:
-        score_va = np.asarray(model.predict(prep.store, s.val), dtype=np.float64)
-        tau = float(kendalltau(score_va, prep.y[s.val]).statistic)
-        val_acc = float((assign_tiers(score_va, score_thr) == assign_tiers(prep.y[s.val], thr)).mean())
-    run.on_epoch({"epoch": 1, "val_tier_acc": val_acc, "val_kendalltau": tau, "best": True})
-    log.info("%s: val tier acc %.3f val tau %.4f", cfg.arch, val_acc, tau)
-    return model, {"score_thresholds": [float(v) for v in score_thr], "epoch": 1, "val_kendalltau": tau}
+def fit_predictor(prep: Prepared, run: RunDir, progress: bool = False):
+    """Fit ``prep.predictor`` on the split's training cells (validation cells for its epoch
+    choice / report; ``run`` records the epochs); returns the fitted predictor."""
+    s = prep.split
+    return prep.predictor.fit(prep.store, s.train, prep.y[s.train], val_rows=s.val, val_labels=prep.y[s.val],
+                              monitor=run, progress=progress)
 
 
 _LOGGERS = ("nar", "pipeline", "cache")
@@ -274,37 +234,8 @@ def _write_run(prep: Prepared, out: Path, progress: bool) -> None:
                  cfg.arch, cfg.bench, prep.dataset, len(prep.split.train), len(prep.split.val),
                  len(prep.split.rest), prep.label, cfg.seed)
         run = RunDir(out)
-        meta = base_meta(prep)
-        if cfg.arch == "NAR":
-            train_models(prep, run, progress=progress)
-            for name, models in (("ckp_last.pth", run.last), ("ckp_best.pth", run.best)):
-                rows = run.best_rows if name == "ckp_best.pth" else [
-                    [r for r in run._rows if r["member"] == k][-1] for k in range(len(models))]
-                extra = {"epoch": int(rows[0]["epoch"]),
-                         "val_kendalltau": float(np.mean([r.get("val_kendalltau", np.nan) for r in rows]))}
-                save_checkpoint(out / name, models, {**meta, **extra})
-        else:
-            model, extra = train_baseline(prep, run)
-            for name in ("ckp_last.joblib", "ckp_best.joblib"):
-                save_baseline(out / name, model, {**meta, **extra})
-        log.info("trained %s in %.1f s: %s", cfg.arch, time.perf_counter() - t0, _summary(cfg, run))
+        predictor = fit_predictor(prep, run, progress=progress)
+        predictor.save_run(out, base_meta(prep), run)
+        log.info("trained %s in %.1f s: %s", cfg.arch, time.perf_counter() - t0, predictor.run_summary(run))
     finally:
         _detach_log(attached)
-
-
-def _summary(cfg: Config, run: RunDir) -> str:
-    """One line on what the run ended with (the per-epoch lines are in train.log)."""
-    if cfg.arch != "NAR":
-        return f"val Kendall tau {_tau(run._rows)}"
-    n = len(run.best_rows)
-    last_loss = np.mean([[r for r in run._rows if r["member"] == k][-1]["loss"] for k in range(n)])
-    best = (f"the weight average of the last {cfg.swa_epochs} epochs" if cfg.swa_epochs > 0
-            else "the epoch of the best val Kendall tau")
-    return (f"{f'{n} members x ' if n > 1 else ''}{cfg.ranker_epochs - cfg.start_epochs} epochs, final "
-            f"training loss {last_loss:.4f}, best epoch's val Kendall tau {_tau(run.best_rows)}; "
-            f"ckp_best.pth holds {best}; one line per epoch in train.log")
-
-
-def _tau(rows) -> str:
-    taus = np.array([r.get("val_kendalltau", np.nan) for r in rows], float)
-    return "n/a (no validation cells)" if not np.isfinite(taus).any() else f"{np.nanmean(taus):.4f}"

@@ -3,22 +3,21 @@ predictions among the unqueried ones, refit (or fine-tune), repeat until the bud
 Every look-up goes through the search's :class:`~nar.search_oracle.QueryOracle`; the final
 pick is the best VALIDATION accuracy among the queried cells (strict protocol).
 
-The model is pluggable (a "fitter" with ``fit(rows, labels, previous) -> model`` and
-``predict(model, rows) -> scores`` or ``(scores, disagreement)``, higher = better):
-:class:`NarFitter` trains an ensemble of NAR rankers (the default config's gated graph
-ranker) on all queried cells; :class:`BaselineFitter` wraps a ``nar.baselines`` model
-(e.g. LightGBM on one-hot cells). The acquisition is ``z(score) + kappa * z(disagreement)``
-over the candidates (``kappa`` 0 = the best predicted).
+The surrogate is any predictor of :mod:`nar.predictor` (``fit(store, rows, labels)``,
+``predict(store, rows)``, higher = better), or a factory of them: :func:`nar_surrogate` is an
+ensemble of NAR rankers (the default config's gated graph ranker) refitted on all queried
+cells; :func:`baseline_surrogate` makes a ``nar.baselines`` model per round (e.g. LightGBM on
+one-hot cells). The acquisition is ``z(score) + kappa * z(disagreement)`` over the candidates
+(``kappa`` 0 = the best predicted; the disagreement of an ensemble's members).
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import time
 
 import numpy as np
 
+from nar.console import DETAIL, progress_bar
 from nar.search import SearchContext
 from nar.search_baselines import check_budget, new_oracle
 from nar.search_oracle import QueryOracle
@@ -27,67 +26,48 @@ from nar.search_records import QueryRound
 log = logging.getLogger(__name__)
 
 
-class BaselineFitter:
-    """A ``nar.baselines`` predictor (lightgbm, xgboost, mlp) refitted from scratch each round."""
+def baseline_surrogate(name: str, bench: str, seed: int = 0, **kw):
+    """A factory of ``nar.baselines`` predictors (lightgbm, xgboost, mlp) for
+    :func:`iterative_search`: each round fits a fresh one, on rank shares (``target`` rank: robust
+    to the failed cells' accuracy tail); LightGBM on fewer than 200 rows lets leaves stay small."""
+    from nar.predictor import create_predictor
 
-    def __init__(self, ctx: SearchContext, name: str = "lightgbm", seed: int = 0, **kw):
-        self.ctx, self.name, self.seed, self.kw = ctx, name, seed, kw
-
-    def fit(self, rows, labels, previous=None):
-        from nar.baselines import create_baseline
-
-        kw = dict(self.kw)
-        kw.setdefault("target", "rank")  # rank shares: robust to the failed cells' accuracy tail
-        if self.name == "lightgbm" and len(rows) < 200:  # tiny samples: let leaves stay small
-            kw.setdefault("min_child_samples", 2)
-        model = create_baseline(self.name, self.ctx.pool.bench, self.seed, **kw)
-        model.fit(self.ctx.store, np.asarray(rows), np.asarray(labels, np.float64))
-        return model
-
-    def predict(self, model, rows) -> np.ndarray:
-        return np.asarray(model.predict(self.ctx.store, np.asarray(rows)), np.float64)
+    def make(n_rows: int):
+        opts = dict(kw)
+        opts.setdefault("target", "rank")
+        if name == "lightgbm" and n_rows < 200:
+            opts.setdefault("min_child_samples", 2)
+        return create_predictor(name, bench=bench, seed=seed, **opts)
+    return make
 
 
-class NarFitter:
-    """An ensemble of ``cfg.n_ensemble`` NAR rankers (seeds cfg.seed, cfg.seed+1, ...) trained
-    by ``nar.train.train_ranker`` on ALL queried cells (no validation split: the config's
-    weight averaging, ``swa_epochs``, replaces the choice of a best epoch). With
+def nar_surrogate(ctx: SearchContext, cfg, finetune_epochs: int = 0):
+    """An unfitted NAR :class:`~nar.nar_predictor.Ranker` for :func:`iterative_search`: an
+    ensemble of ``cfg.n_ensemble`` rankers (seeds cfg.seed, cfg.seed+1, ...) refitted on ALL
+    queried cells each round (no validation split: the config's weight averaging,
+    ``swa_epochs``, replaces the choice of a best epoch; no pre-trained encoder). With
     ``finetune_epochs`` > 0, later rounds start from the previous members and run that many
-    epochs. ``predict`` returns the members' mean standardised score and their spread."""
+    epochs."""
+    from nar.nar_predictor import Ranker
+    return Ranker(cfg, dataset=ctx.dataset, finetune_epochs=finetune_epochs, use_pretrained=False)
 
-    def __init__(self, ctx: SearchContext, cfg, finetune_epochs: int = 0):
-        self.ctx, self.cfg, self.finetune_epochs = ctx, cfg, finetune_epochs
-        self._feats = None
 
-    def features(self, rows) -> np.ndarray:
-        if self._feats is None:  # the whole pool once: rounds index it (15,625 NB201 cells: 8 MB)
-            self._feats = self.ctx.features(np.arange(self.ctx.pool.n))
-        return self._feats[np.asarray(rows, np.int64)]
+def fit_surrogate(surrogate, store, rows, labels):
+    """The surrogate fitted on ``rows``: a predictor is refitted (in place), a factory
+    (``factory(n_rows) -> predictor``) gives a fresh one."""
+    model = surrogate if hasattr(surrogate, "fit") else surrogate(len(rows))
+    return model.fit(store, np.asarray(rows), np.asarray(labels, np.float64))
 
-    def fit(self, rows, labels, previous=None):
-        from nar.train import train_ranker
 
-        rows, labels = np.asarray(rows), np.asarray(labels, np.float64)
-        x, empty = self.features(rows), self.features(rows[:0])
-        members = []
-        for k in range(max(1, self.cfg.n_ensemble)):
-            cfg = dataclasses.replace(copy.deepcopy(self.cfg), seed=self.cfg.seed + k, train_size=len(rows),
-                                      val_size=0)
-            init = None
-            if previous is not None and self.finetune_epochs > 0:
-                init = previous[k]
-                cfg.ranker_epochs, cfg.swa_epochs = self.finetune_epochs, min(cfg.swa_epochs, self.finetune_epochs)
-                cfg.lr_scheduler = dataclasses.replace(cfg.lr_scheduler, n_warmup_steps=1)
-            model, _ = train_ranker(cfg, x, labels, empty, labels[:0], init=init)
-            members.append(model)
-        return members
-
-    def predict(self, members, rows) -> tuple[np.ndarray, np.ndarray]:
-        from nar.train import predict_batched
-
-        x = self.features(rows)
-        z = np.stack([_z(predict_batched([m], x)[1]) for m in members])
-        return z.mean(0), (z.std(0) if len(members) > 1 else np.zeros(len(rows)))
+def surrogate_scores(model, store, rows):
+    """What :func:`acquire` ranks candidates ``rows`` by: an ensemble's mean standardised member
+    score and the members' spread (``(score, disagreement)``; predictors with
+    ``member_scores``), else the predictor's scores."""
+    rows = np.asarray(rows)
+    if hasattr(model, "member_scores"):
+        z = np.stack([_z(s) for s in model.member_scores(store, rows)])
+        return z.mean(0), (z.std(0) if len(z) > 1 else np.zeros(len(rows)))
+    return np.asarray(model.predict(store, rows), np.float64)
 
 
 def _z(a: np.ndarray) -> np.ndarray:
@@ -105,7 +85,7 @@ def acquire(pred, kappa: float = 0.0) -> np.ndarray:
     return np.asarray(pred, np.float64)
 
 
-def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 32, query_step: int = 16,
+def iterative_search(ctx: SearchContext, surrogate, budget: int, init_size: int = 32, query_step: int = 16,
                      seed: int = 0, max_candidates: int = 20000, kappa: float = 0.0, growth: float = 0.0,
                      oracle: QueryOracle | None = None, skip_equivalent: bool = True
                      ) -> tuple[np.ndarray, list[QueryRound]]:
@@ -131,25 +111,32 @@ def iterative_search(ctx: SearchContext, fitter, budget: int, init_size: int = 3
     else:
         oracle.query(rng.choice(allowed, size=init_size, replace=False))
     model, rounds = None, []
+    bar = progress_bar(budget, "iterative search", "query", enabled=None)  # shown by `nar-cli sample`
+    bar.update(oracle.n_queries)
     while oracle.n_queries < budget:
         rows = oracle.rows
         sel = oracle.value(rows)
         sel = np.where(np.isfinite(sel), sel, np.nanmin(sel) if np.isfinite(sel).any() else 0.0)
         t0 = time.perf_counter()
-        model = fitter.fit(rows, sel, model)
+        model = fit_surrogate(surrogate, ctx.store, rows, sel)
         cand = allowed[~oracle.is_queried(allowed)]
         if len(cand) > max_candidates:
             cand = rng.choice(cand, size=max_candidates, replace=False)
-        value = acquire(fitter.predict(model, cand), kappa)
+        value = acquire(surrogate_scores(model, ctx.store, cand), kappa)
         step = max(query_step, int(growth * oracle.n_queries))
         order = cand[np.argsort(-value, kind="stable")]
         if cls is not None:
             order = _new_classes_first(order, cls, oracle)
         take = order[:min(step, budget - oracle.n_queries)]
         got = oracle.query(take)
+        bar.update(len(take))
         best = np.nanmax(np.concatenate([sel, got]))
         rounds.append(QueryRound(oracle.n_queries, float(best), len(take), round(time.perf_counter() - t0, 3)))
-        log.info("iterative round %d: %d queries, best %s %.3f", len(rounds), oracle.n_queries, ctx.select_name, best)
+        log.log(DETAIL, "iterative round %d: %d queries, best %s %.3f", len(rounds), oracle.n_queries,
+                ctx.select_name, best)
+    bar.close()
+    log.info("iterative search: %d rounds, %d queries, best %s %s", len(rounds), oracle.n_queries,
+             ctx.select_name, f"{rounds[-1].best_select:.3f}" if rounds else "n/a (no round)")
     return oracle.rows, rounds
 
 

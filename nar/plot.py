@@ -9,13 +9,32 @@ import numpy as np
 from pipeline.atomic import atomic_path
 
 
-def plot_search(report: dict, path) -> Path:
-    """Write ``path`` (PNG) from a ``search.json`` report; returns the path."""
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def _save(fig, path, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically and close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_search(report: dict, path) -> Path:
+    """Write ``path`` (PNG) from a ``search.json`` report; returns the path."""
+    plt = _pyplot()
     target = report.get("target", "accuracy")
     fig, (ax_it, ax_q) = plt.subplots(1, 2, figsize=(11, 4))
     iters = report.get("per_iteration") or []
@@ -49,14 +68,7 @@ def plot_search(report: dict, path) -> Path:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def _curves(report: dict):
@@ -84,11 +96,7 @@ def plot_query_curves(methods: dict, optimum: float, path, target: str = "test a
                       title: str = "") -> Path:
     """One axis: the mean (over seeds) strict pick's accuracy against queries for each method
     (``{name: [curve, ...]}``), with the optimum drawn; x on a log scale. Writes ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     top = max(max(p[0] for p in c) for cs in methods.values() for c in cs)
     queries = np.unique(np.geomspace(1, top, 300).round())
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -104,11 +112,4 @@ def plot_query_curves(methods: dict, optimum: float, path, target: str = "test a
     ax.set_title(title or "best-so-far of the strict pick against queries")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return _save(fig, path, dpi=110)

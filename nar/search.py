@@ -15,10 +15,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from nar.console import DETAIL, progress_bar
 from nar.sampler import Sampler, SearchPool
 from nar.search_config import SamplerConfig
 from nar.search_oracle import QueryOracle
@@ -131,17 +133,25 @@ def search_nar(ranker, ctx: SearchContext, cfg: SamplerConfig, iterations: int, 
     sampler = Sampler(ctx.pool, cfg, n_tier, bins, seed)
     top_k = top_k or cfg.top_k
     out = []
-    for it in range(iterations):
-        rows, info = sampler.sample(size)
-        tiers, scores = ranker.predict(ctx.features(rows))
-        tiers, scores = np.asarray(tiers).astype(np.int64), np.asarray(scores, np.float64)
-        best_tier = cfg.top_tier if (tiers == cfg.top_tier).any() else int(tiers.min())
-        cand = np.flatnonzero(tiers == best_tier)
-        cand = cand[np.argsort(-scores[cand], kind="stable")][:top_k]
-        sampler.update(rows, tiers)
-        out.append(SearchIteration(rows, tiers, scores, cand, info, int((tiers == cfg.top_tier).sum())))
-        log.info("iteration %d/%d: %d candidates, %d in tier %d, guided %s", it + 1, iterations, len(rows),
-                 out[-1].n_top_tier, cfg.top_tier, info["guided"])
+    t0 = time.perf_counter()
+    bar = progress_bar(iterations, "search", "iteration", enabled=None)
+    try:
+        for it in range(iterations):
+            rows, info = sampler.sample(size)
+            tiers, scores = ranker.predict(ctx.features(rows))
+            tiers, scores = np.asarray(tiers).astype(np.int64), np.asarray(scores, np.float64)
+            best_tier = cfg.top_tier if (tiers == cfg.top_tier).any() else int(tiers.min())
+            cand = np.flatnonzero(tiers == best_tier)
+            cand = cand[np.argsort(-scores[cand], kind="stable")][:top_k]
+            sampler.update(rows, tiers)
+            out.append(SearchIteration(rows, tiers, scores, cand, info, int((tiers == cfg.top_tier).sum())))
+            log.log(DETAIL, "iteration %d/%d: %d candidates, %d in tier %d, guided %s", it + 1, iterations,
+                    len(rows), out[-1].n_top_tier, cfg.top_tier, info["guided"])
+            bar.update(1)
+    finally:
+        bar.close()
+    log.info("search: %d iterations x %d candidates in %.1f s, %d predicted tier %d", iterations, size,
+             time.perf_counter() - t0, sum(it.n_top_tier for it in out), cfg.top_tier)
     return out
 
 

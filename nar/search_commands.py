@@ -1,5 +1,6 @@
 """Click command ``sample`` (search by sampling, baselines, query-efficient mode); ``cli.py``
-registers everything in ``COMMANDS``. The work is :func:`nar.search_run.run_sample`."""
+registers everything in ``COMMANDS``. The shared options are declared in :mod:`cli_options`;
+the work is :func:`nar.search_run.run_sample`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from cli_options import (checkpoint_option, config_file_option, data_options, overrides_option, save_dir_option,
+                         seed_option)
 from nar.search_run import MODES, run_sample  # noqa: F401  (run_sample: kept for old imports)
 
 
@@ -16,34 +19,35 @@ def _finite(ctx, param, value):
     return value
 
 
+def _limit_option(name: str, help: str):
+    return click.option(name, type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite, help=help)
+
+
 @click.command("sample")
-@click.option("--config_file", type=click.Path(), default=None, help="Config YAML (sampler.* keys).")
-@click.option("--data_path", required=True, type=click.Path(), help="Store (.h5) or NAR JSON.")
-@click.option("--save_dir", required=True, type=click.Path(), help="Run directory for search.json/png.")
-@click.option("--checkpoint", default=None, help="Checkpoint file in --save_dir, or a path.")
-@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=None)
+@config_file_option(help="Config YAML (sampler.* keys); default: the checkpoint's own config.")
+@data_options()
+@save_dir_option(help="Run directory for search.json/png (a `nar-cli train` run when --checkpoint names a file in it).")
+@checkpoint_option()
+@seed_option(help="Overrides the config's seed (sampling, initial queries, surrogate fits).")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Default: the config's sampler.iterations, else sampler_epochs - ranker_epochs.")
 @click.option("--mode", type=click.Choice(MODES), default="nar", show_default=True)
 @click.option("--budget", type=click.IntRange(min=1), default=None, help="Query budget (accuracy look-ups).")
-@click.option("--max_flops", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
-              help="Hard limit on FLOPs.")
-@click.option("--max_params", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
-              help="Hard limit on parameters.")
-@click.option("--max_latency", type=click.FloatRange(min=0, min_open=True), default=None, callback=_finite,
-              help="Hard limit on latency (data with latency).")
+@_limit_option("--max_flops", "Hard limit on FLOPs.")
+@_limit_option("--max_params", "Hard limit on parameters.")
+@_limit_option("--max_latency", "Hard limit on latency (data with latency).")
 @click.option("--dataset", default=None, help="Image dataset of the data (default: the checkpoint's).")
 @click.option("--surrogate", default="nar", show_default=True,
               help="Iterative mode model: nar (the space's default ranker unless --config_file), or a "
                    "nar.baselines name (lightgbm, xgboost, mlp).")
 @click.option("--top_k", type=click.IntRange(min=1), default=None, help="Candidates reported per iteration.")
-@click.option("--sha256", default=None, help="Expected SHA256 of a NAR JSON input.")
-@click.option("--skip-sha256", "skip_sha256", is_flag=True, help="Do not verify a NAR JSON input's checksum.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key, e.g. --set sampler.strict_lookups=100 (value parsed as YAML).")
+@overrides_option(example="sampler.strict_lookups=100")
 def sample(**kw):
     """Search by sampling with a trained ranker (or a baseline / the query-efficient mode)."""
-    report = run_sample(**kw)
+    from nar.console import progress_shown
+
+    with progress_shown():
+        report = run_sample(**kw)
     s = report["strict_protocol"]
     t = report["target"]
     if "paper_protocol" in report and "best" in report["paper_protocol"]:

@@ -21,13 +21,17 @@ MODES = ("nar", "random", "evolution", "iterative")
 
 
 def _resolve_checkpoint(save_dir, name):
+    """``--checkpoint`` as every command reads it (nar.checkpoint.resolve_checkpoint); the
+    sampling search needs a NAR checkpoint (tiers and scores), not a baseline's."""
     if name is None:
         return None
-    for p in (Path(save_dir) / name, Path(name)):
-        if p.is_file():
-            return p
-    raise NarError(f"checkpoint not found: {name} (looked in {save_dir} and as a path); "
-                   "give a file in --save_dir or a path")
+    from nar.checkpoint import resolve_checkpoint
+
+    path = resolve_checkpoint(save_dir, name)
+    if path.suffix == ".joblib":
+        raise NarError(f"checkpoint {path} is a baseline's; the sampling search needs a NAR checkpoint "
+                       "(.pth); for a baseline surrogate use --mode iterative --surrogate lightgbm")
+    return path
 
 
 def random_reference(ctx, queries: int, seed: int, n_seeds: int = 100) -> dict:
@@ -200,9 +204,9 @@ def heldout_scorer(ctx, cfg, oracle):
     """``heldout_scores(excluded, rows)`` for the ``heldout_margin`` rule: the ranker's config
     refitted (ensemble members as configured, no validation split) on the known cells minus
     ``excluded``, scoring ``rows``; one refit per distinct excluded set (logged)."""
-    from nar.iterative import NarFitter
+    from nar.iterative import nar_surrogate, surrogate_scores
 
-    fitter, models = NarFitter(ctx, cfg), {}
+    models = {}
     known = oracle.known_rows
     known = known[np.isfinite(oracle.value(known))]
 
@@ -211,8 +215,8 @@ def heldout_scorer(ctx, cfg, oracle):
             keep = known[~np.isin(known, excluded)]
             log.info("strict pick: refitting the ranker without %d tied training cells (%d cells)", len(excluded),
                      len(keep))
-            models[excluded] = fitter.fit(keep, oracle.value(keep))
-        return fitter.predict(models[excluded], np.asarray(rows))[0]
+            models[excluded] = nar_surrogate(ctx, cfg).fit(ctx.store, keep, oracle.value(keep))
+        return surrogate_scores(models[excluded], ctx.store, np.asarray(rows))[0]
     return scores
 
 
@@ -263,7 +267,7 @@ def surrogate_config(cfg, scfg):
 
 
 def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
-    from nar.iterative import BaselineFitter, NarFitter, iterative_search
+    from nar.iterative import baseline_surrogate, iterative_search, nar_surrogate
     if surrogate == "nar":
         if cfg is None:  # the space's default ranker (config/default<bench>.yml), else paper defaults
             from nar.config import load_config
@@ -271,10 +275,10 @@ def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
             name = "nar_default" if ctx.store.bench in NAR_PRESETS["nar_default"] else None
             cfg = load_config(preset_config(name, ctx.store.bench)[0] if name else None, [],
                               bench=ctx.store.bench)  # labels come from the search, not network_type
-        fitter = NarFitter(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
+        model = nar_surrogate(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
     else:
-        fitter = BaselineFitter(ctx, surrogate, seed)
-    _, rounds = iterative_search(ctx, fitter, budget, scfg.init_size, scfg.query_step, seed,
+        model = baseline_surrogate(surrogate, ctx.pool.bench, seed)
+    _, rounds = iterative_search(ctx, model, budget, scfg.init_size, scfg.query_step, seed,
                                  kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth, oracle=oracle)
     report.surrogate, report.init_size, report.query_step, report.rounds = surrogate, scfg.init_size, \
         scfg.query_step, rounds

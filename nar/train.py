@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from nar.augment import augment_batch, topo_permute_101
+from nar.augment import augment_batch
 from nar.config import Config
 from nar.console import DETAIL, progress_bar
 from nar.metrics import assign_tiers, tier_labels, tier_thresholds
 from nar.model import NARanker, build_model, nar_loss
+from nar.predict import predict_batched  # noqa: F401  (re-exported: callers import it from here)
 from nar.pretrain import load_encoder
 from pipeline.errors import NarError
 
@@ -36,44 +37,6 @@ def learning_rate(step: int, cfg: Config) -> float:
     s = max(int(step), 1)
     w = cfg.lr_scheduler.n_warmup_steps
     return cfg.lr_scheduler.lr_mul * cfg.ranker.d_model ** -0.5 * min(s ** -0.5, s * w ** -1.5)
-
-
-@torch.no_grad()
-def predict_batched(models: list[NARanker], feats, batch_size: int = 2048, device=None, tta_orders: int = 0):
-    """Tier (1..n_tier, int64) and score (float64) of every row of ``feats`` (array or memmap).
-    Ensembles average the tier probabilities and the scores of their members; with
-    ``tta_orders`` > 0 (NB101) also over that many random topological re-orderings of each
-    cell's vertices (seeded by the batch's first row: the same rows and batch size give the
-    same orders)."""
-    if isinstance(models, torch.nn.Module):
-        models = [models]
-    device = torch.device(device) if device is not None else next(models[0].parameters()).device
-    n = len(feats)
-    tiers = np.empty(n, np.int64)
-    scores = np.empty(n, np.float64)
-    states = [m.training for m in models]
-    for m in models:
-        m.eval()
-    try:
-        for i in range(0, n, batch_size):
-            x = torch.from_numpy(np.array(feats[i:i + batch_size], dtype=np.float32)).to(device)
-            views = [x]
-            if tta_orders > 0:
-                gen = torch.Generator().manual_seed(i)
-                views += [topo_permute_101(x.cpu(), gen).to(device) for _ in range(tta_orders)]
-            prob, score = 0.0, 0.0
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                for view in views:
-                    for m in models:
-                        logits, s, _ = m(view)
-                        prob = prob + torch.softmax(logits.float(), -1)
-                        score = score + s.float()
-            tiers[i:i + len(x)] = (prob.argmax(-1) + 1).cpu().numpy()
-            scores[i:i + len(x)] = (score / (len(models) * len(views))).cpu().numpy()
-    finally:
-        for m, t in zip(models, states):
-            m.train(t)
-    return tiers, scores
 
 
 def average_model(model: NARanker, param_sums: dict, count: int) -> NARanker:

@@ -28,7 +28,7 @@ def _option(command: str, name: str) -> click.Option:
     return opts[0]
 
 
-@pytest.mark.parametrize("command", ["test", "predict"])
+@pytest.mark.parametrize("command", ["test", "predict", "sample"])
 def test_checkpoint_has_one_meaning(command):
     assert _option(command, "--checkpoint").help == CHECKPOINT_HELP
     assert "--save_dir" in [o for p in cli.commands[command].params for o in p.opts]
@@ -36,12 +36,13 @@ def test_checkpoint_has_one_meaning(command):
 
 def test_shared_options_read_the_same_everywhere():
     for name in ("--data_path", "--sha256", "--skip-sha256"):
-        helps = {_option(c, name).help for c in ("train", "test", "predict")}
+        helps = {_option(c, name).help for c in ("train", "test", "predict", "sample")}
         assert len(helps) == 1, (name, helps)
     for name in ("--seed", "--set"):
         assert _option("train", name).help == _option("test", name).help
-    seed = _option("test", "--seed").type
-    assert isinstance(seed, click.IntRange) and (seed.min, seed.max) == (0, 2 ** 32 - 1)
+    for command in ("test", "sample"):
+        seed = _option(command, "--seed").type
+        assert isinstance(seed, click.IntRange) and (seed.min, seed.max) == (0, 2 ** 32 - 1)
     assert _option("encode", "--cache-dir").help == cli.params[1].help  # the group's and encode's
 
 
@@ -118,3 +119,19 @@ def test_predict_finds_the_checkpoint_in_save_dir(store, tmp_path):
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 240 and sorted(int(r["rank"]) for r in rows) == list(range(1, 241))
+
+
+def test_sample_terminal_shows_one_bar_and_a_summary(store, tmp_path):
+    args = [sys.executable, str(REPO / "cli.py"), "sample", "--data_path", str(store), "--mode", "iterative",
+            "--surrogate", "lightgbm", "--budget", "40", "--seed", "0", "--save_dir"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    quiet = subprocess.run(args + [str(tmp_path / "a")], cwd=REPO, env=env, capture_output=True, timeout=300)
+    loud = subprocess.run([args[0], args[1], "-v", *args[2:], str(tmp_path / "b")], cwd=REPO, env=env,
+                          capture_output=True, timeout=300)
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr.decode() + loud.stderr.decode()
+    stderr = quiet.stderr.decode()
+    bars = [ln for ln in stderr.split("\n") if "iterative search:" in ln and "/40 [" in ln]
+    assert len(bars) == 1 and "iterative round" not in stderr  # per-round lines: DETAIL level
+    assert "iterative search: 2 rounds, 40 queries" in stderr
+    assert loud.stderr.decode().count("iterative round") == 2
+    assert quiet.stdout.decode().splitlines()[-1].startswith("wrote ")

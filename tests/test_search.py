@@ -225,12 +225,13 @@ def test_nb101_mutants_are_pool_neighbours(tmp_path):
 def test_iterative_mode_with_a_stand_in_fitter(ctx201):
     from nar.iterative import iterative_search
 
-    class Oracle:  # noisy truth: the loop must keep querying the predicted best
-        def fit(self, rows, labels, previous=None):
-            return len(rows)
+    class Oracle:  # a predictor of noisy truth: the loop must keep querying the predicted best
+        def fit(self, store, rows, labels):
+            self.n = len(rows)
+            return self
 
-        def predict(self, model, rows):
-            return ctx201.select[rows] + np.random.default_rng(model).normal(0, 0.5, len(rows))
+        def predict(self, store, rows):
+            return ctx201.select[rows] + np.random.default_rng(self.n).normal(0, 0.5, len(rows))
 
     rows, rounds = iterative_search(ctx201, Oracle(), budget=60, init_size=20, query_step=8, seed=0)
     assert len(rows) == 60 == len(np.unique(rows)) and rounds[-1].queries == 60
@@ -376,21 +377,25 @@ def test_sample_without_checkpoint_takes_a_nar_json(tmp_path, monkeypatch):
 
 def test_nar_surrogate_ensemble_finetune_and_acquisition(ctx201):
     from nar.config import load_config
-    from nar.iterative import NarFitter, acquire
+    from nar.iterative import acquire, nar_surrogate, surrogate_scores
     from nar.search_run import surrogate_config
+    from nar.train import predict_batched
 
     cfg = load_config(CONFIG_DIR / "default201.yml", ["ranker.d_model=16"], bench="201")
     scfg = SamplerConfig(surrogate_epochs=4, surrogate_swa_epochs=2, surrogate_ensemble=2)
-    fitter = NarFitter(ctx201, surrogate_config(cfg, scfg), finetune_epochs=2)
+    model = nar_surrogate(ctx201, surrogate_config(cfg, scfg), finetune_epochs=2)
     rows = np.random.default_rng(0).choice(ctx201.pool.n, 40, replace=False)
-    members = fitter.fit(rows, ctx201.select[rows])
+    assert model.fit(ctx201.store, rows, ctx201.select[rows]) is model
+    members = list(model.members)
     assert len(members) == 2
     cand = np.arange(200)
-    score, spread = fitter.predict(members, cand)
+    score, spread = surrogate_scores(model, ctx201.store, cand)
     assert score.shape == spread.shape == (200,) and (spread >= 0).all() and spread.max() > 0
-    tuned = fitter.fit(rows, ctx201.select[rows], members)  # fine-tunes copies, not the members
-    assert len(tuned) == 2 and tuned[0] is not members[0]
-    assert np.allclose(fitter.predict(members, cand)[0], score)
+    before = model.member_scores(ctx201.store, cand)
+    model.fit(ctx201.store, rows, ctx201.select[rows])  # fine-tunes copies, not the members
+    assert len(model.members) == 2 and model.members[0] is not members[0]
+    again = np.stack([predict_batched([m], ctx201.features(cand))[1] for m in members])
+    assert np.allclose(again, before)
     plain, mixed = acquire((score, spread)), acquire((score, spread), kappa=5.0)
     z = lambda a: (a - a.mean()) / a.std()  # noqa: E731
     assert np.array_equal(plain, score) and np.allclose(mixed, z(score) + 5.0 * z(spread))
