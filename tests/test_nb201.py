@@ -170,6 +170,9 @@ def test_different_networks_stay_apart_by_hand():
         # conv_c(a) + conv_d(a) with one shared conv a (3 convs) vs two chains of two convs (4 convs)
         (_arch(C3, N, N, N, C3, N), _arch(C3, C3, N, N, C3, C3)),
         (_arch(C3, N, C3, N, C3, S), _arch(C3, C3, N, N, C3, C3)),
+        # c(a(x) + b(x)) (3 convs) vs c(a(x)) + d(b(x)) (4 convs): the same multiset of
+        # input-output op paths once skips are dropped, different networks
+        (_arch(C3, C3, S, N, N, C3), _arch(C3, C3, N, N, C3, C3)),
         # d(b(x) + c(a(x))) vs c(a(x)) + d(b(x))
         (_arch(C3, C3, C3, N, N, C3), _arch(C3, C3, N, N, C3, C3)),
         # the op type matters, and so does the order of ops along a path
