@@ -279,10 +279,11 @@ def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
     else:
         model = baseline_surrogate(surrogate, ctx.pool.bench, seed)
     _, rounds = iterative_search(ctx, model, budget, scfg.init_size, scfg.query_step, seed,
-                                 kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth, oracle=oracle)
+                                 kappa=scfg.acquisition_kappa, growth=scfg.query_step_growth, oracle=oracle,
+                                 skip_equivalent=scfg.skip_equivalent)
     report.surrogate, report.init_size, report.query_step, report.rounds = surrogate, scfg.init_size, \
         scfg.query_step, rounds
-    report.acquisition = {"kappa": scfg.acquisition_kappa,
+    report.acquisition = {"kappa": scfg.acquisition_kappa, "skip_equivalent": scfg.skip_equivalent,
                           "rule": "z(score) + kappa * z(ensemble disagreement)" if scfg.acquisition_kappa
                           else "best predicted score"}
 

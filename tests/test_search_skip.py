@@ -5,6 +5,7 @@ import pytest
 
 from cache.store import Store
 from nar.search import open_context
+from tests.conftest import REPO
 from tests.fakes import fake_store_201
 
 
@@ -36,3 +37,17 @@ def test_iterative_mode_never_queries_the_same_network_twice(ctx201):
     for r in runs[True][20:]:
         mates = np.flatnonzero(cls == cls[r])
         assert ctx201.select[r] >= np.nanmax(ctx201.select[mates]) - 1e-9 or np.isnan(ctx201.select[r])
+
+
+def test_sample_reads_sampler_skip_equivalent(tmp_path):
+    import json
+
+    from nar.search_run import run_sample
+
+    path = fake_store_201(tmp_path / "s201.h5", n=600)
+    for flag in ("true", "false"):
+        run_sample(path, tmp_path / flag, mode="iterative", budget=40, surrogate="lightgbm", seed=0,
+                   config_file=str(REPO / "config" / "default201.yml"),
+                   overrides=[f"sampler.skip_equivalent={flag}", "sampler.init_size=24", "sampler.query_step=8"])
+        saved = json.loads((tmp_path / flag / "search.json").read_text())
+        assert saved["acquisition"]["skip_equivalent"] is (flag == "true")
