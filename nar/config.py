@@ -53,6 +53,9 @@ class RankerConfig:
     ops_on: str = "nodes"         # gated_graph: ops on "nodes" (NB101) or "edges" (NB201)
     global_features: bool = False  # gated_graph: add log FLOPs / params to the readout
     backward_pass: bool = False   # gated_graph: each layer also propagates from the output back
+    structure_aux: float = 0.0    # gated_graph: weight of an auxiliary loss, while training on the
+                                  # labelled cells, that predicts the cell's structural quantities
+                                  # (nar/pretrain.py targets) from the readout; 0 = off
 
 
 @dataclass
@@ -283,6 +286,9 @@ def _validate(cfg: Config, source: str, origins: dict | None = None) -> None:
         raise NarError(f"config key 'ranker.encoder' in {src('ranker.encoder')}: {r.encoder!r}; use one of {', '.join(ENCODERS)}")
     if r.ops_on not in ("nodes", "edges"):
         raise NarError(f"config key 'ranker.ops_on' in {src('ranker.ops_on')}: {r.ops_on!r}; use nodes or edges")
+    if r.structure_aux > 0 and r.encoder != "gated_graph":
+        raise NarError(f"config key 'ranker.structure_aux' in {src('ranker.structure_aux')}: {r.structure_aux} needs "
+                       "ranker.encoder gated_graph; set it to 0 for the patch transformer")
     if r.encoder == "gated_graph" and r.op_onehot < 2:
         raise NarError(f"config key 'ranker.op_onehot' in {src('ranker.op_onehot')}: the gated_graph encoder needs the "
                        "number of op codes of feature channel 0 (6 for NB101, 5 for NB201)")

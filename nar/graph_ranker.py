@@ -74,6 +74,11 @@ class GatedGraphRanker(nn.Module):
         # log FLOPs / params standardisation, fitted on the training set (fit_feature_scale)
         self.register_buffer("cost_shift", torch.zeros(2))
         self.register_buffer("cost_scale", torch.ones(2))
+        if rc.structure_aux > 0:  # built last: configs without it initialise exactly as before
+            k = n_codes - (1 if rc.ops_on == "edges" else 2)  # op types counted by the structure targets
+            self.aux_head = nn.Sequential(nn.Linear(n_read, 128), nn.ReLU(), nn.Linear(128, 3 * k + 9))
+            self.register_buffer("aux_shift", torch.zeros(3 * k + 9))
+            self.register_buffer("aux_scale", torch.ones(3 * k + 9))
 
     # --- features -------------------------------------------------------------------------
     def log_costs(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,6 +94,22 @@ class GatedGraphRanker(nn.Module):
         c = self.log_costs(feats.float())
         self.cost_shift.copy_(c.mean(0))
         self.cost_scale.copy_(1.0 / c.std(0).clamp_min(1e-6) if len(c) > 1 else torch.ones(2))
+        if self.rc.structure_aux > 0:
+            from nar.pretrain import structure_targets
+
+            t = torch.cat([structure_targets(self, feats[i:i + 8192].float()) for i in range(0, len(feats), 8192)])
+            self.aux_shift.copy_(t.mean(0))
+            self.aux_scale.copy_(1.0 / t.std(0).clamp_min(1e-6) if len(t) > 1 else torch.ones_like(self.aux_scale))
+
+    def structure_loss(self, x: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
+        """MSE of the auxiliary head's prediction of the standardised structural quantities of
+        the cells ``x`` (nar/pretrain.py) from their readout ``enc`` (``ranker.structure_aux``):
+        keeps the structure the pre-training taught in the readout while the scores are fitted
+        to few labels."""
+        from nar.pretrain import structure_targets
+
+        target = (structure_targets(self, x) - self.aux_shift) * self.aux_scale
+        return F.mse_loss(self.aux_head(enc).float(), target.float())
 
     def graph(self, x: torch.Tensor):
         """Channel 0 -> (codes, adjacency): ops on nodes: codes (B, P) with the input's code

@@ -33,7 +33,7 @@ from pipeline.errors import NarError
 log = logging.getLogger(__name__)
 
 VERSION = 1          # bump when the targets or the loop change: old caches are then ignored
-HEADS = ("score_head.", "tier_head.")
+HEADS = ("score_head.", "tier_head.", "aux_")  # trained from scratch on the labelled cells
 
 
 def _edge_ops(model, x: torch.Tensor):
@@ -86,11 +86,16 @@ def cache_path(store, cfg, source=None) -> Path:
     from nar.data import store_fingerprint
 
     key = json.dumps({"v": VERSION, "store": store_fingerprint(source if source is not None else store),
-                      "ranker": dataclasses.asdict(cfg.ranker),
+                      "ranker": _encoder_settings(cfg.ranker),
                       "pretrain": {k: v for k, v in dataclasses.asdict(cfg.pretrain).items() if k != "store"}},
                      sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return Path(store.path).with_name(f"{Path(store.path).stem}.pretrain-{digest}.pt")
+
+
+def _encoder_settings(rc) -> dict:
+    """The ranker settings the pre-trained encoder depends on (not the auxiliary loss's weight)."""
+    return {k: v for k, v in dataclasses.asdict(rc).items() if k != "structure_aux"}
 
 
 def _pretrain_store(cfg, train_store):
@@ -140,7 +145,7 @@ def pretrain_encoder(cfg, src, dataset: str, progress: bool = False) -> dict:
         raise NarError(f"store {src.path}: features hold NaN or infinite values; check it with "
                        "`nar-cli verify` and re-run `nar-cli encode`")
     torch.manual_seed(pc.seed)
-    model = build_model(cfg.ranker)
+    model = build_model(dataclasses.replace(cfg.ranker, structure_aux=0.0))  # the encoder only
     model.fit_feature_scale(x)
     y = torch.cat([structure_targets(model, x[i:i + 8192]) for i in range(0, len(x), 8192)])
     y = (y - y.mean(0)) / y.std(0).clamp_min(1e-6)

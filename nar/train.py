@@ -127,9 +127,12 @@ def _epochs(cfg, model, opt, x, y, t, val_feats, val_labels, val_tiers, epochs, 
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                logits, score, enc = model(augment_batch(x[idx], cfg.augment, aug_gen))
+                xb = augment_batch(x[idx], cfg.augment, aug_gen)
+                logits, score, enc = model(xb)
                 loss, ce, rank = nar_loss(logits, score, t[idx], y[idx], cfg.aux_loss, cfg.loss_factor,
                                           cfg.rank_loss)
+                if cfg.ranker.structure_aux > 0:
+                    loss = loss + cfg.ranker.structure_aux * model.structure_loss(xb, enc)
             if not torch.isfinite(loss):
                 raise NarError(f"training stopped: the loss is {loss.item()} at epoch {epoch + 1}, step "
                                f"{step}; no checkpoint was written. Check the data (`nar-cli verify STORE`) "
