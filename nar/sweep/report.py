@@ -49,6 +49,9 @@ def _search_rows(rep: dict) -> list[tuple]:
     if "pick" in s and "at_queries" not in s:  # NAR search: one final pick
         rows += [(None, f"strict_pick_{t}", s["pick"].get(t)), (None, "strict_pick_rank", s["pick"].get("rank")),
                  (None, "strict_queries", s.get("queries"))]
+        ref = rep.get("random_search_reference") or {}  # random search, same queries, many seeds
+        rows += [(None, f"random_ref_pick_{t}", ref.get(f"mean_pick_{t}")),
+                 (None, "random_ref_median_rank", ref.get("median_pick_rank"))]
     for q, v in s.get("at_queries", {}).items():
         rows += [(int(q), f"pick_{t}", v.get(f"pick_{t}")), (int(q), "pick_rank", v.get("pick_rank")),
                  (int(q), f"best_queried_{t}", v.get(f"best_queried_{t}"))]
@@ -125,16 +128,19 @@ def _first(ms, prefix, exclude, queries=None):
 
 def _sample_table(sampled) -> list[str]:
     lines = ["## NAR search (`sample`) of the trained rankers", "",
-             "| data | dataset | model | train | paper: best (rank) | strict: pick (rank) | strict queries |",
-             "|---|---|---|---|---|---|---|"]
+             "| data | dataset | model | train | paper: best (rank) | strict: pick (rank) | strict queries | "
+             "random search, same queries, 100 runs a seed: mean pick (median rank) |",
+             "|---|---|---|---|---|---|---|---|"]
     for (data, ds, model, n), ms in _group(sampled, ["data", "dataset", "model", "train_size"]).items():
         def get(name, fmt, ms=ms):
             return _ms(ms.get((name, None), []), fmt)
 
         pb = _ms(_first(ms, "paper_best_", "paper_best_rank"), "{:.2f}")
         sp = _ms(_first(ms, "strict_pick_", "strict_pick_rank"), "{:.2f}")
+        rr = _ms(_first(ms, "random_ref_pick_", None), "{:.2f}")
         lines.append(f"| {data} | {ds} | {model} | {n} | {pb} ({get('paper_best_rank', '{:.1f}')}) | "
-                     f"{sp} ({get('strict_pick_rank', '{:.1f}')}) | {get('strict_queries', '{:.0f}')} |")
+                     f"{sp} ({get('strict_pick_rank', '{:.1f}')}) | {get('strict_queries', '{:.0f}')} | "
+                     f"{rr} ({get('random_ref_median_rank', '{:.1f}')}) |")
     return lines + [""]
 
 
@@ -142,7 +148,7 @@ def _search_tables(search) -> list[str]:
     lines = []
     for (data, ds), rs in sorted(_split(search, ["data", "dataset"]).items()):
         qs = sorted({r["queries"] for r in rs})
-        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std "
+        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std, its rank "
                   "[seeds picking the optimum]", "",
                   "| method | seeds | " + " | ".join(str(q) for q in qs) + " |", "|---|---|" + "---|" * len(qs)]
         for (model,), ms in _group(rs, ["model"]).items():
@@ -150,8 +156,9 @@ def _search_tables(search) -> list[str]:
             cells = []
             for q in qs:
                 acc = _first(ms, "pick_", "pick_rank", q)
-                picked = sum(int(x) == 1 for x in ms.get(("pick_rank", q), []))
-                cells.append(f"{_ms(acc, '{:.2f}')} [{picked}]" if acc else "–")
+                ranks = ms.get(("pick_rank", q), [])
+                picked = sum(int(x) == 1 for x in ranks)
+                cells.append(f"{_ms(acc, '{:.2f}')}, rank {_ms(ranks, '{:.1f}')} [{picked}]" if acc else "–")
             lines.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -163,7 +170,7 @@ def markdown(rows, counts, title: str) -> str:
              "mean ± std over seeds (population std).", ""]
     rank = [r for r in rows if r["kind"] == "rank"]
     lines += _rank_tables(rank)
-    sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_"))]
+    sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_", "random_ref_"))]
     if sampled:
         lines += _sample_table(sampled)
     lines += _search_tables([r for r in rows if r["kind"] == "search" and r["queries"] is not None])

@@ -43,7 +43,7 @@ TOP_KEYS = ("name", "out", "data", "datasets", "models", "train_sizes", "seeds",
 class DataSpec:
     name: str
     path: Path                  # absolute
-    bench: str | None = None    # "101" | "201"; required for a NAR JSON
+    bench: str | None = None    # store id of a space ("101", "201", "graph", ...); required for a NAR JSON
     overrides: list[str] = field(default_factory=list)
     train_sizes: list | None = None  # overrides the spec's train_sizes for this data
 
@@ -52,7 +52,7 @@ class DataSpec:
 class ModelSpec:
     name: str
     preset: str | None = None           # a nar.presets name
-    configs: dict = field(default_factory=dict)  # bench -> config file (absolute), when not a preset
+    configs: dict = field(default_factory=dict)  # bench (None: the file's own) -> config file (absolute)
     arch: str | None = None             # a baseline arch on the paper config of the bench
     overrides: list[str] = field(default_factory=list)
     train_sizes: list | None = None     # overrides the spec's train_sizes
@@ -135,10 +135,13 @@ def _existing(path, spec_path, where, what) -> Path:
 
 
 def _bench(value, spec_path, where) -> str:
-    b = str(value)
-    if b not in ("101", "201"):
-        raise _err(spec_path, where, f"bench {value!r}; use 101 or 201")
-    return b
+    """The store id ("101", "201", "graph", ...) of a registered space name or alias."""
+    from pipeline.spaces import bench_of, space_choices
+    try:
+        return bench_of(value)
+    except NarError:
+        raise _err(spec_path, where, f"bench {value!r}; use a registered space: "
+                                     f"{', '.join(space_choices())}") from None
 
 
 def _data(raw, spec_path) -> list[DataSpec]:
@@ -153,7 +156,8 @@ def _data(raw, spec_path) -> list[DataSpec]:
         path = _existing(v["path"], spec_path, where, "data file")
         bench = _bench(v["bench"], spec_path, where) if "bench" in v else None
         if path.suffix.lower() == ".json" and bench is None:
-            raise _err(spec_path, where, "a NAR JSON needs bench: 101 or 201 (or give the encoded .h5 store)")
+            raise _err(spec_path, where, "a NAR JSON needs bench: (101, 201, graph, ...: a registered space) "
+                                         "or give the encoded .h5 store")
         sizes = _train_sizes(v["train_sizes"], spec_path, f"{where}.train_sizes") if "train_sizes" in v else None
         out.append(DataSpec(_name(name, spec_path, where), path, bench, _overrides(v.get("set"), spec_path, where),
                             sizes))
@@ -194,8 +198,8 @@ def _model(name, v, spec_path) -> ModelSpec:
     _keys(v, ("preset", "config", "arch", "set", "train_sizes"), spec_path, where)
     given = [k for k in ("preset", "config", "arch") if k in v]
     if len(given) != 1:
-        raise _err(spec_path, where, "give exactly one of preset, config (a file or {101: FILE, 201: FILE}) "
-                                     "or arch (a baseline on the paper config)")
+        raise _err(spec_path, where, "give exactly one of preset, config (a file or {BENCH: FILE, ...}, e.g. "
+                                     "{101: FILE, 201: FILE}) or arch (a baseline on the space's config)")
     if "preset" in v:
         if v["preset"] not in preset_names():
             raise _err(spec_path, where, f"unknown model {v['preset']!r}; presets: {', '.join(preset_names())} "
