@@ -143,7 +143,7 @@ def test_graph_sweep_equals_the_commands_of_graph_results_sh(graph, tmp_path):
 # spec -> cells; the graph and curve specs name data that CI does not have (fake stores stand in)
 EXPERIMENTS = {"ranking_paper201": 1, "ranking_improved201": 20, "ranking_improved201_single": 5,
                "ranking_improved101": 6, "ranking_baselines": 48, "search_query_efficient": 80,
-               "ranking_curve": 2 * 3 * 3 * 5 + 3 * 3 * 5, "ranking_curve_large": 2 * 3 * 3 * 3 + 3 * 2 * 3,
+               "ranking_curve": 2 * 3 * (3 * 5 + 3 * 3) + 3 * (3 * 5 + 2 * 3),
                "graph_results": 3 * (3 * 2 + 2) * 5}
 
 

@@ -191,7 +191,7 @@ def _rank_cells(spec, data, ds, ds_over, m, cfg_file, preset_over) -> list[Cell]
                                "ranker_epochs); set sample: {iterations: N}")
             sample = {"iterations": spec.sample.iterations, "overrides": list(spec.sample.overrides),
                       "sampler": config_settings(scfg).get("sampler", {})}
-        for seed in spec.seeds:
+        for seed in (size[2] if size is not None and size[2] is not None else spec.seeds):
             cfg.seed = seed
             settings = {"kind": "rank", "data": data.identity, "config": config_settings(cfg), "sample": sample}
             key = settings_key(settings)

@@ -122,6 +122,35 @@ def _rank_tables(rank) -> list[str]:
     return lines
 
 
+CURVE_METRICS = (("kendalltau", "Kendall tau", "{:.3f}"), ("precision_10", "precision@10", "{:.2f}"),
+                 ("precision_100", "precision@100", "{:.2f}"), ("n_at_10", "N@10", "{:.1f}"),
+                 ("seconds_train", "train seconds", "{:.1f}"))
+
+
+def _curve_tables(rank) -> list[str]:
+    """Per data and dataset with several training sizes: one table per metric, models x sizes
+    (the layout of docs/results.md's ranking curve; ``(n=...)`` = seeds)."""
+    lines = []
+    for (data, ds), rs in sorted(_split(rank, ["data", "dataset"]).items()):
+        sizes = sorted({(r["train_size"], r["val_size"]) for r in rs}, key=lambda s: (s[0] or 0, s[1] or 0))
+        if len(sizes) < 2:
+            continue
+        head = [f"N={n}" if not v else f"N={n}+{v}" for n, v in sizes]
+        lines += [f"## Curve, {data} {ds}: metric by training size, mean ± std (n = seeds)", ""]
+        by = _group(rs, ["model", "train_size", "val_size"])
+        models = list(dict.fromkeys(r["model"] for r in rs))
+        for metric, title, fmt in CURVE_METRICS:
+            lines += [f"{title}:", "", "| model | " + " | ".join(head) + " |", "|---|" + "---|" * len(sizes)]
+            for m in models:
+                cells = []
+                for n, v in sizes:
+                    vals = by.get((m, n, v), {}).get((metric, None), [])
+                    cells.append(f"{_ms(vals, fmt)} (n={len(vals)})" if vals else "–")
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return lines
+
+
 def _first(ms, prefix, exclude, queries=None):
     return next((v for (m, q), v in ms.items() if q == queries and m.startswith(prefix) and m != exclude), [])
 
@@ -169,7 +198,7 @@ def markdown(rows, counts, title: str) -> str:
              f"{counts['done']} complete cells, {counts['failed']} failed, {counts['missing']} not run; "
              "mean ± std over seeds (population std).", ""]
     rank = [r for r in rows if r["kind"] == "rank"]
-    lines += _rank_tables(rank)
+    lines += _curve_tables(rank) + _rank_tables(rank)
     sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_", "random_ref_"))]
     if sampled:
         lines += _sample_table(sampled)

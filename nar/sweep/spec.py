@@ -3,14 +3,16 @@
     name: ranking201                 # default: the file's stem
     out: runs/sweeps/ranking201      # default: runs/sweeps/<name>
     data:                            # name: store (.h5) or NAR JSON (give bench: for JSON)
-      nb201: {path: cache/nb201_table.json, bench: 201}
-    datasets: [cifar10, cifar100]    # NB201 network_type; or {cifar100: [strategy=test_acc]}
+      nb201: {path: cache/nb201_table.json, bench: 201}   # bench: a registered space (101, graph, ...)
+    datasets: [cifar10, cifar100]    # network_type of spaces with several (NB201); or
+                                     # {cifar100: [strategy=test_acc]}; one-dataset spaces ignore it
                                      # (a data entry may hold its own train_sizes: and set:)
     models:                          # name: preset | {preset|config|arch, set, train_sizes}
       nar_cpu: nar_cpu
       improved: {config: config/improved201.yml, set: [n_ensemble=1]}
       lgb_rank: {arch: lightgbm, set: [baseline_target=rank]}
-    train_sizes: [[1000, 256]]       # [train, val] pairs or train sizes (val from the config)
+    train_sizes: [[1000, 256]]       # [train, val] pairs, train sizes (val from the config) or
+                                     # {train: N, val: V, seeds: [0, 1, 2]} (its own seeds)
     seeds: [0, 1, 2]
     set: [target=test_acc]           # --set overrides of every cell
     sample: true                     # NAR search with each trained NAR ranker (search.json)
@@ -83,7 +85,7 @@ class SweepSpec:
     data: list[DataSpec]
     datasets: dict                      # dataset -> overrides
     models: list[ModelSpec]
-    train_sizes: list                   # (train, val | None) tuples; [None] = the config's
+    train_sizes: list                   # (train, val | None, seeds | None) tuples; [None] = the config's
     seeds: list[int]
     overrides: list[str] = field(default_factory=list)
     sample: SampleSpec | None = None
@@ -176,17 +178,36 @@ def _datasets(raw, spec_path) -> dict:
     return {str(d): _overrides(o, spec_path, f"datasets.{d}") for d, o in raw.items()}
 
 
+def _seeds(raw, spec_path, where) -> list[int]:
+    if not isinstance(raw, list):
+        raise _err(spec_path, where, f"expected a list of integers, got {raw!r}")
+    seeds = [_int(s, spec_path, where) for s in raw]
+    if len(set(seeds)) != len(seeds):
+        raise _err(spec_path, where, f"repeated seed in {seeds}")
+    return seeds
+
+
 def _train_sizes(raw, spec_path, where) -> list:
+    """(train, val | None, seeds | None) tuples of a train_sizes list: N, [N, VAL] or
+    {train: N, val: VAL, seeds: [...]} (seeds of this size instead of the spec's)."""
     if raw is None:
         return [None]
     if not isinstance(raw, list) or not raw:
-        raise _err(spec_path, where, f"expected a non-empty list of sizes or [train, val] pairs, got {raw!r}")
+        raise _err(spec_path, where, f"expected a non-empty list of sizes, [train, val] pairs or "
+                                     f"{{train, val, seeds}}, got {raw!r}")
     out = []
     for v in raw:
-        if isinstance(v, list) and len(v) == 2:
-            out.append((_int(v[0], spec_path, where, 1), _int(v[1], spec_path, where, 0)))
+        if isinstance(v, dict):
+            _keys(v, ("train", "val", "seeds"), spec_path, where)
+            if "train" not in v:
+                raise _err(spec_path, where, f"missing key 'train' in {v!r}")
+            out.append((_int(v["train"], spec_path, where, 1),
+                        _int(v["val"], spec_path, where, 0) if "val" in v else None,
+                        _seeds(v["seeds"], spec_path, f"{where} seeds") if "seeds" in v else None))
+        elif isinstance(v, list) and len(v) == 2:
+            out.append((_int(v[0], spec_path, where, 1), _int(v[1], spec_path, where, 0), None))
         else:
-            out.append((_int(v, spec_path, where, 1), None))
+            out.append((_int(v, spec_path, where, 1), None, None))
     return out
 
 
@@ -267,12 +288,7 @@ def load_spec(path) -> SweepSpec:
     out = Path(str(raw.get("out", Path("runs") / "sweeps" / name))).expanduser().resolve()
     if "seeds" not in raw:
         raise _err(spec_path, "seeds", "missing key 'seeds' (a list of integers)")
-    seeds = raw["seeds"]
-    if not isinstance(seeds, list):
-        raise _err(spec_path, "seeds", f"expected a list of integers, got {seeds!r}")
-    seeds = [_int(s, spec_path, "seeds") for s in seeds]
-    if len(set(seeds)) != len(seeds):
-        raise _err(spec_path, "seeds", f"repeated seed in {seeds}")
+    seeds = _seeds(raw["seeds"], spec_path, "seeds")
     models = _models(raw.get("models"), spec_path)
     if len({m.name for m in models}) != len(models):
         raise _err(spec_path, "models", "repeated model name")
