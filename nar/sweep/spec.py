@@ -55,7 +55,7 @@ class ModelSpec:
     name: str
     preset: str | None = None           # a nar.presets name
     configs: dict = field(default_factory=dict)  # bench (None: the file's own) -> config file (absolute)
-    arch: str | None = None             # a baseline arch on the paper config of the bench
+    arch: str | None = None             # a baseline arch on the config the space ships
     overrides: list[str] = field(default_factory=list)
     train_sizes: list | None = None     # overrides the spec's train_sizes
 
