@@ -144,6 +144,11 @@ def test_report_rebuilds_from_run_dirs(swept, store, tmp_path):
     lgb = [float(r.rsplit(",", 1)[1]) for r in taus if "lgb_rank" in r and ",120,40," in r]
     md = (rep / "summary.md").read_text()
     assert f"| lgb_rank | 2 | {np.mean(lgb):.3f} ± {np.std(lgb):.3f} |" in md
+    lgb60 = [float(r.rsplit(",", 1)[1]) for r in taus if "lgb_rank" in r and ",60,20," in r]
+    curve = md.split("## Curve, fake cifar10", 1)[1].split("precision@10:", 1)[0]  # the Kendall tau table
+    assert "| model | N=60+20 | N=120+40 |" in curve
+    assert (f"| lgb_rank | {np.mean(lgb60):.3f} ± {np.std(lgb60):.3f} (n=2) | "
+            f"{np.mean(lgb):.3f} ± {np.std(lgb):.3f} (n=2) |") in curve
     assert "## Search, fake cifar10" in md and "| random | 2 |" in md and "NAR search" in md
     for png in ("tau_vs_train_size.png", "search_vs_queries.png"):
         assert (rep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

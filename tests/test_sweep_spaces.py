@@ -140,6 +140,21 @@ def test_graph_sweep_equals_the_commands_of_graph_results_sh(graph, tmp_path):
     assert f"{rand['pick'][sample['target']]:.2f}, rank {rand['pick']['rank']:.1f} [" in md
 
 
+def test_train_sizes_with_their_own_seeds(store201, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", store201, tmp_path / "out", seeds=[0, 1, 2], set=["val_size=10"],
+                      train_sizes=[[60, 20], {"train": 80, "val": 0, "seeds": [5]}, {"train": 40}])
+    cells = expand(load_spec(spec))
+    got = sorted((c.labels["train_size"], c.labels["val_size"], c.seed) for c in cells)
+    assert got == [(40, 10, 0), (40, 10, 1), (40, 10, 2), (60, 20, 0), (60, 20, 1), (60, 20, 2), (80, 0, 5)]
+    plain = expand(load_spec(write_spec(tmp_path / "p.yaml", store201, tmp_path / "out", seeds=[5],
+                                        set=["val_size=10"], train_sizes=[[80, 0]])))
+    assert plain[0].name in {c.name for c in cells}  # a size's own seeds change no cell name
+    for sizes, message in (([{"val": 3}], "missing key 'train'"), ([{"train": 80, "seeds": [1, 1]}], "repeated seed"),
+                           ([{"train": 80, "seed": [1]}], "unknown key 'seed'")):
+        with pytest.raises(NarError, match=message):
+            load_spec(write_spec(tmp_path / "b.yaml", store201, tmp_path / "out", train_sizes=sizes))
+
+
 # spec -> cells; the graph and curve specs name data that CI does not have (fake stores stand in)
 EXPERIMENTS = {"ranking_paper201": 1, "ranking_improved201": 20, "ranking_improved201_single": 5,
                "ranking_improved101": 6, "ranking_baselines": 48, "search_query_efficient": 80,
