@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         if ds not in DATASETS:
             raise NarError(f"unknown dataset {ds!r}; use {', '.join(DATASETS)}")
         bench, dataset, label, target, sizes = DATASETS[ds][:5]
-        path = a.store201 if bench == "201" else a.store101
+        path = {"201": a.store201, "101": a.store101}[bench]
         if not path:
             raise NarError(f"dataset {ds} needs --store{bench}")
         with Store(path) as store:

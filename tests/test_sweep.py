@@ -1,5 +1,6 @@
 """`nar-cli sweep`: spec validation, cell keys, skipping, resume after kill -9, failures and
---retry-failed, the report, the loky backend, and agreement with bench/bench_ranking.py."""
+--retry-failed, the report, the loky backend, and agreement with bench/bench_ranking.py
+(other spaces and the specs of experiments/: tests/test_sweep_spaces.py)."""
 import importlib.util
 import json
 import os
@@ -53,7 +54,7 @@ BAD_SPECS = [
 def test_bad_spec_is_one_error_before_anything_runs(store, tmp_path, keys, message):
     if message is None:  # a NAR JSON without bench:
         (tmp_path / "t.json").write_text("{}")
-        keys, message = {"data": {"j": str(tmp_path / "t.json")}}, "a NAR JSON needs bench: 101 or 201"
+        keys, message = {"data": {"j": str(tmp_path / "t.json")}}, "a NAR JSON needs bench: .*registered space"
     spec = write_spec(tmp_path / "s.yaml", store, tmp_path / "out", **keys)
     with pytest.raises(NarError, match=message.replace("(", r"\(")):
         run_sweep(spec)
@@ -143,6 +144,11 @@ def test_report_rebuilds_from_run_dirs(swept, store, tmp_path):
     lgb = [float(r.rsplit(",", 1)[1]) for r in taus if "lgb_rank" in r and ",120,40," in r]
     md = (rep / "summary.md").read_text()
     assert f"| lgb_rank | 2 | {np.mean(lgb):.3f} ± {np.std(lgb):.3f} |" in md
+    lgb60 = [float(r.rsplit(",", 1)[1]) for r in taus if "lgb_rank" in r and ",60,20," in r]
+    curve = md.split("## Curve, fake cifar10", 1)[1].split("precision@10:", 1)[0]  # the Kendall tau table
+    assert "| model | N=60+20 | N=120+40 |" in curve
+    assert (f"| lgb_rank | {np.mean(lgb60):.3f} ± {np.std(lgb60):.3f} (n=2) | "
+            f"{np.mean(lgb):.3f} ± {np.std(lgb):.3f} (n=2) |") in curve
     assert "## Search, fake cifar10" in md and "| random | 2 |" in md and "NAR search" in md
     for png in ("tau_vs_train_size.png", "search_vs_queries.png"):
         assert (rep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -244,30 +250,3 @@ def test_lightgbm_rank_agrees_with_bench_ranking(store, tmp_path, monkeypatch):
     got = heldout(out["out"], cell.name)
     assert got["n"] == ref["n"] and got["kendalltau"] == pytest.approx(ref["kendalltau"], abs=1e-12)
     assert got["precision_10"] == ref["precision_10"] and got["n_at_10"] == ref["n_at_10"]
-
-
-EXPERIMENTS = {"ranking_paper201": 1, "ranking_improved201": 20, "ranking_improved201_single": 5,
-               "ranking_improved101": 6, "ranking_baselines": 48, "search_query_efficient": 80}
-
-
-@pytest.mark.parametrize("name,n_cells", sorted(EXPERIMENTS.items()))
-def test_experiment_specs_expand(name, n_cells, store, tmp_path, monkeypatch):
-    """Every spec of experiments/ is valid against today's configs (data swapped for fake stores
-    of the same bench; the labelled-count check is lifted for the NB101 sizes)."""
-    import yaml
-
-    import nar.sweep.grid as grid
-    from tests.fakes import fake_store_101
-
-    raw = yaml.safe_load((REPO / "experiments" / f"{name}.yaml").read_text())
-    fakes = {"201": str(store), "101": str(fake_store_101(tmp_path / "s101.h5", n=60))}
-    for d in raw["data"].values():
-        d["path"] = fakes[str(d.pop("bench"))]
-    raw["out"] = str(tmp_path / "out")
-    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
-    monkeypatch.setattr(grid, "_labelled", lambda *a: 10 ** 6)
-    monkeypatch.chdir(REPO)  # config paths in the specs are relative to the repository
-    cells = expand(load_spec(tmp_path / f"{name}.yaml"))
-    assert len(cells) == n_cells
-    text = (REPO / "experiments" / f"{name}.yaml").read_text()
-    assert f"# Regenerate: nar-cli sweep experiments/{name}.yaml\n" in text

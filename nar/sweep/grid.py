@@ -23,9 +23,10 @@ import numpy as np
 
 from cache.store import Store
 from nar.config import NETWORK_TYPES, load_config
-from nar.presets import PAPER_CONFIGS, preset_config
+from nar.presets import preset_available, preset_config, space_config
 from nar.sweep.spec import DataSpec, ModelSpec, SweepSpec
 from pipeline.errors import NarError
+from pipeline.spaces import space_class
 
 FORMAT = 1  # bump when the meaning of a cell's settings changes
 
@@ -66,6 +67,10 @@ def settings_key(settings: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _title(bench) -> str:
+    return space_class(bench).title
+
+
 @dataclass
 class _Data:
     spec: DataSpec
@@ -83,7 +88,8 @@ def _open_data(d: DataSpec) -> _Data:
         path = Path(ingest(path, d.bench)).resolve()
     with Store(path) as s:
         if d.bench is not None and s.bench != d.bench:
-            raise NarError(f"data {d.name}: {path} is NB{s.bench} but the spec says bench {d.bench}; fix bench:")
+            raise NarError(f"data {d.name}: {path} holds {_title(s.bench)} cells but the spec says bench "
+                           f"{d.bench} ({_title(d.bench)}); fix bench:")
         sha = str(s.attrs.get("source_sha256", ""))
         source = sha if sha.strip("0") else str(s.attrs.get("created", ""))
         ident = {"bench": s.bench, "n": int(s.n), "source": source,
@@ -105,11 +111,12 @@ def _model_config(m: ModelSpec, bench: str):
     """(config file, preset overrides) of model ``m`` on ``bench``, or None when it has no
     config for that bench."""
     if m.preset:
+        if not preset_available(m.preset, bench):
+            return None
         path, over = preset_config(m.preset, bench)
         return str(path), over
     if m.arch:
-        from nar.config import CONFIG_DIR
-        return str(CONFIG_DIR / PAPER_CONFIGS[bench]), [f"arch={m.arch}"]
+        return str(space_config(bench)), [f"arch={m.arch}"]
     if None in m.configs:
         f = m.configs[None]
         return (str(f), []) if load_config(f).bench == bench else None
@@ -129,9 +136,21 @@ def _cmd(name, config_file, store, save_dir, seed, overrides, extra=()) -> str:
     return " ".join(parts)
 
 
+def takes_network_type(bench) -> bool:
+    """Whether a store of space ``bench`` holds several datasets that the config key
+    ``network_type`` picks (NB201: cifar10, cifar100, imagenet16). A space with one dataset
+    (NB101: cifar10; NAS-Bench-Graph and user spaces: one table per store) ignores it."""
+    return len(space_class(bench).datasets) > 1
+
+
+def _grid_dataset(data: _Data, ds: str) -> list[str]:
+    return [f"network_type={ds}"] if takes_network_type(data.bench) else []
+
+
 def _dataset_items(spec: SweepSpec, data: _Data):
-    if data.bench == "101":
-        return [("cifar10", spec.datasets.get("cifar10", []))]
+    if not takes_network_type(data.bench):  # its one dataset, with that name's overrides if listed
+        ds = space_class(data.bench).datasets[0]
+        return [(ds, spec.datasets.get(ds, []))]
     items = []
     for ds, over in spec.datasets.items():
         if ds not in NETWORK_TYPES:
@@ -146,14 +165,14 @@ def _dataset_items(spec: SweepSpec, data: _Data):
 def _rank_cells(spec, data, ds, ds_over, m, cfg_file, preset_over) -> list[Cell]:
     cells = []
     for size in (m.train_sizes or data.spec.train_sizes or spec.train_sizes):
-        grid_over = ([f"network_type={ds}"] if data.bench == "201" else [])
+        grid_over = _grid_dataset(data, ds)
         if size is not None:
             grid_over += [f"train_size={size[0]}"] + ([f"val_size={size[1]}"] if size[1] is not None else [])
         overrides = [*preset_over, *spec.overrides, *data.spec.overrides, *ds_over, *m.overrides, *grid_over]
         where = f"sweep spec {spec.path}: model {m.name} on {data.spec.name}/{ds}"
         cfg = _resolve(cfg_file, overrides, where)
         if cfg.bench != data.bench:
-            raise NarError(f"{where}: the config is for NB{cfg.bench} but the data is NB{data.bench}")
+            raise NarError(f"{where}: the config is for {_title(cfg.bench)} but the data is {_title(data.bench)}")
         if cfg.train_size < cfg.ranker.n_tier:
             raise NarError(f"{where}: train_size {cfg.train_size} < n_tier {cfg.ranker.n_tier}; raise it")
         n_lab = _labelled(data, ds, cfg.strategy)
@@ -172,7 +191,7 @@ def _rank_cells(spec, data, ds, ds_over, m, cfg_file, preset_over) -> list[Cell]
                                "ranker_epochs); set sample: {iterations: N}")
             sample = {"iterations": spec.sample.iterations, "overrides": list(spec.sample.overrides),
                       "sampler": config_settings(scfg).get("sampler", {})}
-        for seed in spec.seeds:
+        for seed in (size[2] if size is not None and size[2] is not None else spec.seeds):
             cfg.seed = seed
             settings = {"kind": "rank", "data": data.identity, "config": config_settings(cfg), "sample": sample}
             key = settings_key(settings)
@@ -195,16 +214,15 @@ def _search_cells(spec, data, ds, ds_over, s, models) -> list[Cell]:
     if s.model is not None:
         mc = _model_config(models[s.model], data.bench)
         if mc is None:
-            raise NarError(f"{where}: model {s.model} has no config for NB{data.bench}")
+            raise NarError(f"{where}: model {s.model} has no config for {_title(data.bench)}")
         cfg_file, over = mc[0], [*mc[1], *models[s.model].overrides]
     elif s.config is not None:
         cfg_file, over = str(s.config), []
         if load_config(cfg_file).bench != data.bench:
             return []  # a config of the other bench: this search does not apply to this data
     else:
-        from nar.config import CONFIG_DIR
-        cfg_file, over = str(CONFIG_DIR / PAPER_CONFIGS[data.bench]), []
-    grid_over = [f"network_type={ds}"] if data.bench == "201" else []
+        cfg_file, over = str(space_config(data.bench)), []
+    grid_over = _grid_dataset(data, ds)
     overrides = [*over, *spec.overrides, *data.spec.overrides, *ds_over, *s.overrides, *grid_over]
     cfg = _resolve(cfg_file, overrides, where)
     if s.mode == "iterative" and s.budget < cfg.sampler.init_size:
@@ -239,7 +257,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
     for m in spec.models:
         if not any(_model_config(m, d.bench) for d in datas):
             raise NarError(f"sweep spec {spec.path}: model {m.name} has no config for the benches of the data "
-                           f"({', '.join(sorted({'NB' + d.bench for d in datas}))}); fix config: or data:")
+                           f"({', '.join(sorted({_title(d.bench) for d in datas}))}); fix config: or data:")
     for data in datas:
         for ds, ds_over in _dataset_items(spec, data):
             for m in spec.models:

@@ -49,6 +49,9 @@ def _search_rows(rep: dict) -> list[tuple]:
     if "pick" in s and "at_queries" not in s:  # NAR search: one final pick
         rows += [(None, f"strict_pick_{t}", s["pick"].get(t)), (None, "strict_pick_rank", s["pick"].get("rank")),
                  (None, "strict_queries", s.get("queries"))]
+        ref = rep.get("random_search_reference") or {}  # random search, same queries, many seeds
+        rows += [(None, f"random_ref_pick_{t}", ref.get(f"mean_pick_{t}")),
+                 (None, "random_ref_median_rank", ref.get("median_pick_rank"))]
     for q, v in s.get("at_queries", {}).items():
         rows += [(int(q), f"pick_{t}", v.get(f"pick_{t}")), (int(q), "pick_rank", v.get("pick_rank")),
                  (int(q), f"best_queried_{t}", v.get(f"best_queried_{t}"))]
@@ -119,22 +122,54 @@ def _rank_tables(rank) -> list[str]:
     return lines
 
 
+CURVE_METRICS = (("kendalltau", "Kendall tau", "{:.3f}"), ("precision_10", "precision@10", "{:.2f}"),
+                 ("precision_100", "precision@100", "{:.2f}"), ("n_at_10", "N@10", "{:.1f}"),
+                 ("seconds_train", "train seconds", "{:.1f}"))
+
+
+def _curve_tables(rank) -> list[str]:
+    """Per data and dataset with several training sizes: one table per metric, models x sizes
+    (the layout of docs/results.md's ranking curve; ``(n=...)`` = seeds)."""
+    lines = []
+    for (data, ds), rs in sorted(_split(rank, ["data", "dataset"]).items()):
+        sizes = sorted({(r["train_size"], r["val_size"]) for r in rs}, key=lambda s: (s[0] or 0, s[1] or 0))
+        if len(sizes) < 2:
+            continue
+        head = [f"N={n}" if not v else f"N={n}+{v}" for n, v in sizes]
+        lines += [f"## Curve, {data} {ds}: metric by training size, mean ± std (n = seeds)", ""]
+        by = _group(rs, ["model", "train_size", "val_size"])
+        models = list(dict.fromkeys(r["model"] for r in rs))
+        for metric, title, fmt in CURVE_METRICS:
+            lines += [f"{title}:", "", "| model | " + " | ".join(head) + " |", "|---|" + "---|" * len(sizes)]
+            for m in models:
+                cells = []
+                for n, v in sizes:
+                    vals = by.get((m, n, v), {}).get((metric, None), [])
+                    cells.append(f"{_ms(vals, fmt)} (n={len(vals)})" if vals else "–")
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return lines
+
+
 def _first(ms, prefix, exclude, queries=None):
     return next((v for (m, q), v in ms.items() if q == queries and m.startswith(prefix) and m != exclude), [])
 
 
 def _sample_table(sampled) -> list[str]:
     lines = ["## NAR search (`sample`) of the trained rankers", "",
-             "| data | dataset | model | train | paper: best (rank) | strict: pick (rank) | strict queries |",
-             "|---|---|---|---|---|---|---|"]
+             "| data | dataset | model | train | paper: best (rank) | strict: pick (rank) | strict queries | "
+             "random search, same queries, 100 runs a seed: mean pick (median rank) |",
+             "|---|---|---|---|---|---|---|---|"]
     for (data, ds, model, n), ms in _group(sampled, ["data", "dataset", "model", "train_size"]).items():
         def get(name, fmt, ms=ms):
             return _ms(ms.get((name, None), []), fmt)
 
         pb = _ms(_first(ms, "paper_best_", "paper_best_rank"), "{:.2f}")
         sp = _ms(_first(ms, "strict_pick_", "strict_pick_rank"), "{:.2f}")
+        rr = _ms(_first(ms, "random_ref_pick_", None), "{:.2f}")
         lines.append(f"| {data} | {ds} | {model} | {n} | {pb} ({get('paper_best_rank', '{:.1f}')}) | "
-                     f"{sp} ({get('strict_pick_rank', '{:.1f}')}) | {get('strict_queries', '{:.0f}')} |")
+                     f"{sp} ({get('strict_pick_rank', '{:.1f}')}) | {get('strict_queries', '{:.0f}')} | "
+                     f"{rr} ({get('random_ref_median_rank', '{:.1f}')}) |")
     return lines + [""]
 
 
@@ -142,7 +177,7 @@ def _search_tables(search) -> list[str]:
     lines = []
     for (data, ds), rs in sorted(_split(search, ["data", "dataset"]).items()):
         qs = sorted({r["queries"] for r in rs})
-        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std "
+        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std, its rank "
                   "[seeds picking the optimum]", "",
                   "| method | seeds | " + " | ".join(str(q) for q in qs) + " |", "|---|---|" + "---|" * len(qs)]
         for (model,), ms in _group(rs, ["model"]).items():
@@ -150,8 +185,9 @@ def _search_tables(search) -> list[str]:
             cells = []
             for q in qs:
                 acc = _first(ms, "pick_", "pick_rank", q)
-                picked = sum(int(x) == 1 for x in ms.get(("pick_rank", q), []))
-                cells.append(f"{_ms(acc, '{:.2f}')} [{picked}]" if acc else "–")
+                ranks = ms.get(("pick_rank", q), [])
+                picked = sum(int(x) == 1 for x in ranks)
+                cells.append(f"{_ms(acc, '{:.2f}')}, rank {_ms(ranks, '{:.1f}')} [{picked}]" if acc else "–")
             lines.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -162,8 +198,8 @@ def markdown(rows, counts, title: str) -> str:
              f"{counts['done']} complete cells, {counts['failed']} failed, {counts['missing']} not run; "
              "mean ± std over seeds (population std).", ""]
     rank = [r for r in rows if r["kind"] == "rank"]
-    lines += _rank_tables(rank)
-    sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_"))]
+    lines += _curve_tables(rank) + _rank_tables(rank)
+    sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_", "random_ref_"))]
     if sampled:
         lines += _sample_table(sampled)
     lines += _search_tables([r for r in rows if r["kind"] == "search" and r["queries"] is not None])

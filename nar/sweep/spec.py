@@ -3,14 +3,16 @@
     name: ranking201                 # default: the file's stem
     out: runs/sweeps/ranking201      # default: runs/sweeps/<name>
     data:                            # name: store (.h5) or NAR JSON (give bench: for JSON)
-      nb201: {path: cache/nb201_table.json, bench: 201}
-    datasets: [cifar10, cifar100]    # NB201 network_type; or {cifar100: [strategy=test_acc]}
+      nb201: {path: cache/nb201_table.json, bench: 201}   # bench: a registered space (101, graph, ...)
+    datasets: [cifar10, cifar100]    # network_type of spaces with several (NB201); or
+                                     # {cifar100: [strategy=test_acc]}; one-dataset spaces ignore it
                                      # (a data entry may hold its own train_sizes: and set:)
     models:                          # name: preset | {preset|config|arch, set, train_sizes}
       nar_cpu: nar_cpu
       improved: {config: config/improved201.yml, set: [n_ensemble=1]}
       lgb_rank: {arch: lightgbm, set: [baseline_target=rank]}
-    train_sizes: [[1000, 256]]       # [train, val] pairs or train sizes (val from the config)
+    train_sizes: [[1000, 256]]       # [train, val] pairs, train sizes (val from the config) or
+                                     # {train: N, val: V, seeds: [0, 1, 2]} (its own seeds)
     seeds: [0, 1, 2]
     set: [target=test_acc]           # --set overrides of every cell
     sample: true                     # NAR search with each trained NAR ranker (search.json)
@@ -43,7 +45,7 @@ TOP_KEYS = ("name", "out", "data", "datasets", "models", "train_sizes", "seeds",
 class DataSpec:
     name: str
     path: Path                  # absolute
-    bench: str | None = None    # "101" | "201"; required for a NAR JSON
+    bench: str | None = None    # store id of a space ("101", "201", "graph", ...); required for a NAR JSON
     overrides: list[str] = field(default_factory=list)
     train_sizes: list | None = None  # overrides the spec's train_sizes for this data
 
@@ -52,8 +54,8 @@ class DataSpec:
 class ModelSpec:
     name: str
     preset: str | None = None           # a nar.presets name
-    configs: dict = field(default_factory=dict)  # bench -> config file (absolute), when not a preset
-    arch: str | None = None             # a baseline arch on the paper config of the bench
+    configs: dict = field(default_factory=dict)  # bench (None: the file's own) -> config file (absolute)
+    arch: str | None = None             # a baseline arch on the config the space ships
     overrides: list[str] = field(default_factory=list)
     train_sizes: list | None = None     # overrides the spec's train_sizes
 
@@ -83,7 +85,7 @@ class SweepSpec:
     data: list[DataSpec]
     datasets: dict                      # dataset -> overrides
     models: list[ModelSpec]
-    train_sizes: list                   # (train, val | None) tuples; [None] = the config's
+    train_sizes: list                   # (train, val | None, seeds | None) tuples; [None] = the config's
     seeds: list[int]
     overrides: list[str] = field(default_factory=list)
     sample: SampleSpec | None = None
@@ -135,10 +137,13 @@ def _existing(path, spec_path, where, what) -> Path:
 
 
 def _bench(value, spec_path, where) -> str:
-    b = str(value)
-    if b not in ("101", "201"):
-        raise _err(spec_path, where, f"bench {value!r}; use 101 or 201")
-    return b
+    """The store id ("101", "201", "graph", ...) of a registered space name or alias."""
+    from pipeline.spaces import bench_of, space_choices
+    try:
+        return bench_of(value)
+    except NarError:
+        raise _err(spec_path, where, f"bench {value!r}; use a registered space: "
+                                     f"{', '.join(space_choices())}") from None
 
 
 def _data(raw, spec_path) -> list[DataSpec]:
@@ -153,7 +158,8 @@ def _data(raw, spec_path) -> list[DataSpec]:
         path = _existing(v["path"], spec_path, where, "data file")
         bench = _bench(v["bench"], spec_path, where) if "bench" in v else None
         if path.suffix.lower() == ".json" and bench is None:
-            raise _err(spec_path, where, "a NAR JSON needs bench: 101 or 201 (or give the encoded .h5 store)")
+            raise _err(spec_path, where, "a NAR JSON needs bench: (101, 201, graph, ...: a registered space) "
+                                         "or give the encoded .h5 store")
         sizes = _train_sizes(v["train_sizes"], spec_path, f"{where}.train_sizes") if "train_sizes" in v else None
         out.append(DataSpec(_name(name, spec_path, where), path, bench, _overrides(v.get("set"), spec_path, where),
                             sizes))
@@ -172,17 +178,36 @@ def _datasets(raw, spec_path) -> dict:
     return {str(d): _overrides(o, spec_path, f"datasets.{d}") for d, o in raw.items()}
 
 
+def _seeds(raw, spec_path, where) -> list[int]:
+    if not isinstance(raw, list):
+        raise _err(spec_path, where, f"expected a list of integers, got {raw!r}")
+    seeds = [_int(s, spec_path, where) for s in raw]
+    if len(set(seeds)) != len(seeds):
+        raise _err(spec_path, where, f"repeated seed in {seeds}")
+    return seeds
+
+
 def _train_sizes(raw, spec_path, where) -> list:
+    """(train, val | None, seeds | None) tuples of a train_sizes list: N, [N, VAL] or
+    {train: N, val: VAL, seeds: [...]} (seeds of this size instead of the spec's)."""
     if raw is None:
         return [None]
     if not isinstance(raw, list) or not raw:
-        raise _err(spec_path, where, f"expected a non-empty list of sizes or [train, val] pairs, got {raw!r}")
+        raise _err(spec_path, where, f"expected a non-empty list of sizes, [train, val] pairs or "
+                                     f"{{train, val, seeds}}, got {raw!r}")
     out = []
     for v in raw:
-        if isinstance(v, list) and len(v) == 2:
-            out.append((_int(v[0], spec_path, where, 1), _int(v[1], spec_path, where, 0)))
+        if isinstance(v, dict):
+            _keys(v, ("train", "val", "seeds"), spec_path, where)
+            if "train" not in v:
+                raise _err(spec_path, where, f"missing key 'train' in {v!r}")
+            out.append((_int(v["train"], spec_path, where, 1),
+                        _int(v["val"], spec_path, where, 0) if "val" in v else None,
+                        _seeds(v["seeds"], spec_path, f"{where} seeds") if "seeds" in v else None))
+        elif isinstance(v, list) and len(v) == 2:
+            out.append((_int(v[0], spec_path, where, 1), _int(v[1], spec_path, where, 0), None))
         else:
-            out.append((_int(v, spec_path, where, 1), None))
+            out.append((_int(v, spec_path, where, 1), None, None))
     return out
 
 
@@ -194,8 +219,8 @@ def _model(name, v, spec_path) -> ModelSpec:
     _keys(v, ("preset", "config", "arch", "set", "train_sizes"), spec_path, where)
     given = [k for k in ("preset", "config", "arch") if k in v]
     if len(given) != 1:
-        raise _err(spec_path, where, "give exactly one of preset, config (a file or {101: FILE, 201: FILE}) "
-                                     "or arch (a baseline on the paper config)")
+        raise _err(spec_path, where, "give exactly one of preset, config (a file or {BENCH: FILE, ...}, e.g. "
+                                     "{101: FILE, 201: FILE}) or arch (a baseline on the space's config)")
     if "preset" in v:
         if v["preset"] not in preset_names():
             raise _err(spec_path, where, f"unknown model {v['preset']!r}; presets: {', '.join(preset_names())} "
@@ -263,12 +288,7 @@ def load_spec(path) -> SweepSpec:
     out = Path(str(raw.get("out", Path("runs") / "sweeps" / name))).expanduser().resolve()
     if "seeds" not in raw:
         raise _err(spec_path, "seeds", "missing key 'seeds' (a list of integers)")
-    seeds = raw["seeds"]
-    if not isinstance(seeds, list):
-        raise _err(spec_path, "seeds", f"expected a list of integers, got {seeds!r}")
-    seeds = [_int(s, spec_path, "seeds") for s in seeds]
-    if len(set(seeds)) != len(seeds):
-        raise _err(spec_path, "seeds", f"repeated seed in {seeds}")
+    seeds = _seeds(raw["seeds"], spec_path, "seeds")
     models = _models(raw.get("models"), spec_path)
     if len({m.name for m in models}) != len(models):
         raise _err(spec_path, "models", "repeated model name")
