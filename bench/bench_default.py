@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--store101")
     ap.add_argument("--space_store")
     ap.add_argument("--parts", default="201,pretrain,101,space")
-    ap.add_argument("--batch", type=int, default=2048, help="scoring batch size (nar-cli predict's: 2048)")
+    ap.add_argument("--batch", type=int, default=1024, help="scoring batch size (nar-cli predict's: 1024)")
     ap.add_argument("--out", default="runs/bench_default")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)

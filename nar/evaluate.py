@@ -20,7 +20,7 @@ from pipeline.errors import NarError
 log = logging.getLogger(__name__)
 
 
-def score_store(blob: dict, store, batch_size: int = 2048, tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def score_store(blob: dict, store, batch_size: int = 1024, tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(predicted tier, score) of every architecture of ``store`` with a loaded checkpoint;
     ``tta_orders`` None = the checkpoint config's (averaging over vertex orders)."""
     if store.bench != blob["bench"]:

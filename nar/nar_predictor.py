@@ -156,7 +156,7 @@ class Ranker(Predictor):
                      "store_fingerprint": store_fingerprint(store), "seed": int(cfg.seed)}
         return self
 
-    def predict(self, store, rows=None, batch_size: int = 2048):
+    def predict(self, store, rows=None, batch_size: int = 1024):
         """Scores (float64, higher = better) of rows ``rows`` (None = all) of ``store``.
 
         Kept for earlier callers: ``predict(features)`` with an (n, C, P, P) feature array (memory
@@ -165,7 +165,7 @@ class Ranker(Predictor):
             return self.predict_features(store, batch_size)
         return self.predict_tiers(store, rows, batch_size)[1]
 
-    def predict_tiers(self, store, rows=None, batch_size: int = 2048):
+    def predict_tiers(self, store, rows=None, batch_size: int = 1024):
         """(tier int64 in 1..n_tier, score float64) of rows ``rows`` (None = all) of ``store``."""
         self._need_fitted()
         store = open_data(store)
@@ -175,7 +175,7 @@ class Ranker(Predictor):
             return self.predict_features(store.data(self.dataset, "features"), batch_size)
         return self.predict_features(self._features(store, rows), batch_size)
 
-    def predict_features(self, features, batch_size: int = 2048):
+    def predict_features(self, features, batch_size: int = 1024):
         """(tier int64 in 1..n_tier, score float64) for every row of ``features`` (n, C, P, P)."""
         from nar.predict import predict_batched
 
