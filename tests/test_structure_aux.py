@@ -21,8 +21,11 @@ SMALL = [o for o in TINY if not o.startswith("train_size")] + ["train_size=120",
 
 
 def test_off_by_default_and_the_model_is_unchanged():
-    cfg = load_config(CFG101, SMALL)
-    assert cfg.ranker.structure_aux == 0
+    from nar.config import RankerConfig
+
+    assert RankerConfig().structure_aux == 0                    # off unless a config sets it
+    assert load_config(CFG101, SMALL).ranker.structure_aux == 50  # default101 sets it
+    cfg = load_config(CFG101, [*SMALL, "ranker.structure_aux=0"])
     torch.manual_seed(0)
     plain = build_model(cfg.ranker)
     torch.manual_seed(0)
