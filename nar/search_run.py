@@ -275,7 +275,8 @@ def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
             name = "nar_default" if ctx.store.bench in NAR_PRESETS["nar_default"] else None
             cfg = load_config(preset_config(name, ctx.store.bench)[0] if name else None, [],
                               bench=ctx.store.bench)  # labels come from the search, not network_type
-        model = nar_surrogate(ctx, surrogate_config(cfg, scfg), scfg.finetune_epochs)
+        import dataclasses  # the search's seed also seeds the surrogate's training (as bench_search does)
+        model = nar_surrogate(ctx, surrogate_config(dataclasses.replace(cfg, seed=seed), scfg), scfg.finetune_epochs)
     else:
         model = baseline_surrogate(surrogate, ctx.pool.bench, seed)
     _, rounds = iterative_search(ctx, model, budget, scfg.init_size, scfg.query_step, seed,
