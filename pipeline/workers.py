@@ -57,6 +57,9 @@ def _sigint_ignored():
 
 def _stop(executor: ProcessPoolExecutor) -> None:
     procs = list((getattr(executor, "_processes", None) or {}).values())
+    calls = getattr(executor, "_call_queue", None)
+    if calls is not None:  # its feeder thread may block on a pipe the killed workers no longer read:
+        calls.cancel_join_thread()  # never wait for it (at exit, the executor's thread joins it)
     executor.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         if p.is_alive():
