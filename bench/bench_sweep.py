@@ -6,6 +6,12 @@ Prints the three times, the sweep's overhead in percent (wall clock, and CPU tim
 process, which other jobs on a shared machine disturb less) and the jobs-2 / sequential ratio
 (targets: overhead < 5 %, ratio < 0.6 on 2 idle cores). Results of (1)-(3) must agree.
 
+(1)-(3) run in this process after a warm-up, so (1) pays no import or first-call cost while
+the workers of (3) pay theirs. The cold pair (4) / (5) measures both sides as a user meets
+them: a fresh Python process that imports the code and runs the cells one after another,
+against a fresh process that runs them through the sweep with ``--jobs`` workers; each timed
+from the process start to its exit.
+
     python bench/bench_sweep.py [--cells 20] [--epochs 30] [--jobs 2]
 """
 from __future__ import annotations
@@ -45,6 +51,42 @@ def _sweep(spec_path, jobs):
     return time.perf_counter() - t, time.process_time() - c
 
 
+COLD_SEQ = """
+import sys, time
+from nar.evaluate import run_test
+from nar.harness import run_training
+from nar.sweep.cell import one_thread
+from nar.sweep.grid import expand
+from nar.sweep.spec import load_spec
+from pathlib import Path
+spec = load_spec(sys.argv[1])
+with one_thread():
+    for c in expand(spec):
+        d = Path(spec.out) / c.name
+        run_training(c.config_file, c.store, d, seed=c.seed, overrides=c.overrides)
+        run_test(c.config_file, c.store, d, "ckp_best.pth", seed=c.seed, overrides=c.overrides)
+"""
+COLD_SWEEP = """
+import sys
+from nar.sweep.grid import expand
+from nar.sweep.runner import run_cells
+from nar.sweep.spec import load_spec
+spec = load_spec(sys.argv[1])
+res = run_cells(expand(spec), spec.out, jobs=int(sys.argv[2]), progress=False)
+assert res.done == res.total and not res.failed, res.failed
+"""
+
+
+def _cold(code: str, *args) -> float:
+    """Wall seconds of a fresh Python process running ``code`` (from the repository root)."""
+    import subprocess
+
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO, check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return time.perf_counter() - t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=20)
@@ -54,7 +96,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     store = fake_store_201(tmp / "s201.h5", n=400)
     specs = {}
-    for tag in ("seq", "j1", f"j{a.jobs}"):
+    for tag in ("seq", "j1", f"j{a.jobs}", "seqc", f"j{a.jobs}c"):
         spec = {"out": str(tmp / tag), "data": {"fake": str(store)}, "datasets": ["cifar10"],
                 "models": {"tiny": {"config": str(REPO / "config" / "config201.yml"),
                                     "set": [*TINY, f"ranker_epochs={a.epochs}"]}},
@@ -73,9 +115,11 @@ def main() -> int:
         t_seq, cpu_seq = time.perf_counter() - t, time.process_time() - cpu
     t_j1, cpu_j1 = _sweep(specs["j1"], 1)
     t_jn, _ = _sweep(specs[f"j{a.jobs}"], a.jobs)
+    t_seqc = _cold(COLD_SEQ, specs["seqc"])
+    t_jnc = _cold(COLD_SWEEP, specs[f"j{a.jobs}c"], a.jobs)
     for c in cells:
         ref = json.loads((tmp / "seq" / c.name / "results.json").read_text())["heldout"]
-        for tag in ("j1", f"j{a.jobs}"):
+        for tag in ("j1", f"j{a.jobs}", "seqc", f"j{a.jobs}c"):
             got = json.loads((tmp / tag / c.name / "results.json").read_text())["heldout"]
             assert got == ref, f"{tag} {c.name}: results differ from the sequential run"
     load = os.getloadavg()
@@ -86,7 +130,9 @@ def main() -> int:
     print(f"sweep --jobs 1 (in-process)    {t_j1:7.1f} s wall, {cpu_j1:7.1f} s CPU  overhead "
           f"{100 * (t_j1 / t_seq - 1):+.1f} % wall, {100 * (cpu_j1 / cpu_seq - 1):+.1f} % CPU")
     print(f"sweep --jobs {a.jobs} (loky workers)  {t_jn:7.1f} s  ratio {t_jn / t_seq:.2f}x of sequential")
-    print("results of the three runs are identical")
+    print(f"cold: sequential, fresh process  {t_seqc:7.1f} s wall (imports included)")
+    print(f"cold: sweep --jobs {a.jobs}, fresh process {t_jnc:7.1f} s  ratio {t_jnc / t_seqc:.2f}x of the cold sequential")
+    print("results of the five runs are identical")
     return 0
 
 

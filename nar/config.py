@@ -87,6 +87,18 @@ class PretrainConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Distillation of the ensemble into one network after training (ours, nar/distill.py): the
+    student reproduces the ensemble's scores and tier probabilities on store cells (no accuracy
+    read), and the ranker keeps the student alone, so scoring costs one network."""
+    cells: int = 0                # 0 = off; else at most this many cells of the training store
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1.0e-3
+    seed: int = 0
+
+
+@dataclass
 class Config:
     arch: str = "NAR"             # "NAR" or a baseline name: lightgbm, xgboost, mlp
     exp_name: str = "nar_nasbench101"
@@ -117,6 +129,7 @@ class Config:
     lr_scheduler: LRSchedulerConfig = field(default_factory=LRSchedulerConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     # ours
     target: str = "test_acc"      # accuracy evaluated against (val_acc when the store lacks it)
     device: str = "auto"          # auto | cpu | cuda

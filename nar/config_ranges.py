@@ -43,4 +43,6 @@ RANGES = {
     "sampler.surrogate_batches_per_epoch": _AT_LEAST_0, "sampler.query_step_growth": _AT_LEAST_0,
     "pretrain.steps": (0, 10 ** 7, False, False), "pretrain.cells": _MANY,
     "pretrain.batch_size": _SIZE, "pretrain.lr": _POSITIVE, "pretrain.seed": (0, SEED_MAX, False, False),
+    "distill.cells": (0, 10 ** 8, False, False), "distill.epochs": _AT_LEAST_1,
+    "distill.batch_size": _SIZE, "distill.lr": _POSITIVE, "distill.seed": (0, SEED_MAX, False, False),
 }

@@ -145,6 +145,8 @@ class Ranker(Predictor):
                 members.append(model)
         finally:
             bar.close()
+        if cfg.distill.cells > 0 and len(members) > 1 and previous is None:
+            members = [self._distill(members, store, rows, x, y, progress)]
         self.members = members
         from nar.data import store_fingerprint
 
@@ -155,6 +157,27 @@ class Ranker(Predictor):
                      "store_sha256": str(store.attrs.get("source_sha256", "")),
                      "store_fingerprint": store_fingerprint(store), "seed": int(cfg.seed)}
         return self
+
+    def _distill(self, members, store, rows, x, y, progress):
+        """The ensemble ``members`` distilled into one network (nar/distill.py)."""
+        import torch
+
+        from nar.distill import distill, distill_rows
+        from nar.metrics import tier_labels
+
+        d = self.config.distill
+        drows = distill_rows(store.n, rows, d.cells, d.seed)
+        device = next(members[0].parameters()).device
+        feats = torch.from_numpy(np.ascontiguousarray(self._features(store, drows), np.float32)).to(device)
+        train_x = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
+        tiers = torch.from_numpy(tier_labels(y, self.config.ranker.n_tier)).to(device)
+        log.log(DETAIL, "distilling %d members into one network on %d cells, %d epochs", len(members),
+                len(drows), d.epochs)
+        bar = progress_bar(d.epochs, "distill", "epoch", enabled=bool(progress))
+        try:
+            return distill(members, d, feats, train_x, tiers, progress=bar)
+        finally:
+            bar.close()
 
     def predict(self, store, rows=None, batch_size: int = 1024):
         """Scores (float64, higher = better) of rows ``rows`` (None = all) of ``store``.
@@ -210,7 +233,8 @@ class Ranker(Predictor):
     def save_run(self, out: Path, meta: dict, run) -> None:
         """``ckp_last.pth`` (each member's last epoch) and ``ckp_best.pth`` (this ranker)."""
         self.meta = dict(meta)
-        for name, models in (("ckp_last.pth", run.last), ("ckp_best.pth", run.best)):
+        best = self.members or run.best  # a distilled ranker keeps its student, not the members
+        for name, models in (("ckp_last.pth", run.last), ("ckp_best.pth", best)):
             rows = run.best_rows if name == "ckp_best.pth" else [
                 [r for r in run.rows if r["member"] == k][-1] for k in range(len(models))]
             extra = {"epoch": int(rows[0]["epoch"]),

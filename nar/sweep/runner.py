@@ -92,8 +92,9 @@ def _loky(cells, out, jobs):
     from joblib import Parallel, delayed, parallel_config
 
     with parallel_config(backend="loky", inner_max_num_threads=1):
-        yield from Parallel(n_jobs=jobs, return_as="generator_unordered")(delayed(run_cell)(c, str(out))
-                                                                           for c in cells)
+        # one cell per task: cells last seconds to hours, so batching them only unbalances the end
+        par = Parallel(n_jobs=jobs, batch_size=1, return_as="generator_unordered")
+        yield from par(delayed(run_cell)(c, str(out)) for c in cells)
 
 
 def _ray(cells, out, address, jobs, gpus_per_cell):
