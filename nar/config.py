@@ -19,6 +19,7 @@ import yaml
 from nar.augment import AUGMENTS
 from nar.config_ranges import RANGES, SEED_MAX
 from nar.search_config import SamplerConfig
+from nar.stage_config import DistillConfig, PretrainConfig
 from pipeline.errors import NarError
 from pipeline.spaces import bench_of, list_spaces, space_class
 from pipeline.spaces.nb201 import PAPER_201  # noqa: F401  (moved to the NB201 space; re-exported)
@@ -72,30 +73,6 @@ class LRSchedulerConfig:
     """lr = lr_mul * d_model^-0.5 * min(step^-0.5, step * n_warmup_steps^-1.5)."""
     lr_mul: float = 0.1
     n_warmup_steps: int = 50
-
-
-@dataclass
-class PretrainConfig:
-    """Self-supervised pre-training of the gated graph encoder on unlabelled cells (ours,
-    nar/pretrain.py); cached beside the store."""
-    steps: int = 0                # 0 = no pre-training
-    cells: int = 100000           # at most this many cells, drawn with ``seed`` from the store
-    batch_size: int = 256
-    lr: float = 1.0e-3
-    seed: int = 0
-    store: str = ""               # store or NAR JSON of the same space whose cells are used; "" = the training store
-
-
-@dataclass
-class DistillConfig:
-    """Distillation of the ensemble into one network after training (ours, nar/distill.py): the
-    student reproduces the ensemble's scores and tier probabilities on store cells (no accuracy
-    read), and the ranker keeps the student alone, so scoring costs one network."""
-    cells: int = 0                # 0 = off; else at most this many cells of the training store
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 1.0e-3
-    seed: int = 0
 
 
 @dataclass

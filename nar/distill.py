@@ -8,7 +8,8 @@ probabilities, on up to ``distill.cells`` cells of the training store drawn with
 are read for those cells, never an accuracy, so the held-out cells remain held out: their
 features are seen, as in the pre-training, but their labels are not.
 
-The student starts as a copy of the first member, so it starts close to the ensemble. It is
+The student starts as a copy of the first member, so it starts close to the ensemble (a start
+from the average of the members' weights did worse: docs/results.md). It is
 trained with Adam and a cosine learning rate on the score's mean squared error, divided by
 the variance of the ensemble's scores, plus the KL divergence of its tier probabilities from
 the ensemble's. Its tier embeddings are then recomputed on the training cells with their true

@@ -247,6 +247,8 @@ class Ranker(Predictor):
         last_loss = np.mean([[r for r in run.rows if r["member"] == k][-1]["loss"] for k in range(n)])
         best = (f"the weight average of the last {cfg.swa_epochs} epochs" if cfg.swa_epochs > 0
                 else "the epoch of the best val Kendall tau")
+        if n > 1 and len(self.members) == 1:
+            best = f"one network distilled from the {n} members ({best} each)"
         return (f"{f'{n} members x ' if n > 1 else ''}{cfg.ranker_epochs - cfg.start_epochs} epochs, final "
                 f"training loss {last_loss:.4f}, best epoch's val Kendall tau {mean_tau(run.best_rows)}; "
                 f"ckp_best.pth holds {best}; one line per epoch in train.log")

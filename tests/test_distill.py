@@ -83,3 +83,22 @@ def test_config_checks():
         load_config(CFG101, ["distill.epochs=0"])
     with pytest.raises(NarError, match="distill"):
         load_config(CFG101, ["distill.cellz=10"])
+
+
+def test_a_training_run_keeps_the_student_in_ckp_best(tmp_path):
+    import yaml
+
+    from nar.checkpoint import load_checkpoint
+    from nar.evaluate import run_test
+    from nar.harness import run_training
+
+    path = fake_store_101(tmp_path / "s.h5", n=300)
+    kw = _kw(300, n_ensemble=2)
+    sets = [f"{k}={v}" for k, v in kw.items() if not isinstance(v, dict)]
+    sets += [f"{sec}.{k}={v}" for sec, d in kw.items() if isinstance(d, dict) for k, v in d.items()]
+    run = run_training(CFG101, path, tmp_path / "run", seed=0, overrides=sets)
+    assert len(load_checkpoint(run / "ckp_best.pth")["members"]) == 1
+    assert len(load_checkpoint(run / "ckp_last.pth")["members"]) == 2
+    assert yaml.safe_load((run / "config.yaml").read_text())["distill"]["cells"] == 300
+    res = run_test(None, path, run)
+    assert 0.3 < res["heldout"]["kendalltau"] <= 1
