@@ -74,10 +74,10 @@ def one(part: str, a) -> dict:
         res = _train_test("default101.yml", a.store101, out / "run101", ["train_size=4236"])
     else:
         from cache.store import Store
-        from nar.checkpoint import load_checkpoint
         from nar.evaluate import score_store
+        from nar.predictor import load_run_predictor
 
-        blob = load_checkpoint(out / "run101" / "ckp_best.pth")
+        predictor = load_run_predictor(out / "run101" / "ckp_best.pth")
         anon0 = _status_kb("RssAnon")
         peak, stop = [anon0], threading.Event()
 
@@ -89,7 +89,7 @@ def one(part: str, a) -> dict:
         poller.start()
         t0 = time.perf_counter()
         with Store(a.space_store) as store:
-            tier, score = score_store(blob, store, batch_size=a.batch)
+            tier, score = score_store(predictor, store, batch_size=a.batch)
             n = store.n
         res = {"score_s": time.perf_counter() - t0, "n": n}
         stop.set()
