@@ -20,7 +20,8 @@ from pipeline.errors import NarError
 log = logging.getLogger(__name__)
 
 
-def score_store(predictor, store, batch_size: int = 1024, tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def score_store(predictor, store, batch_size: int = 1024,
+                tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(predicted tier, score) of every architecture of ``store`` with a loaded run checkpoint
     (:func:`nar.predictor.load_run_predictor`); ``tta_orders`` None = the checkpoint config's
     (averaging over vertex orders, where the predictor has them)."""
