@@ -26,11 +26,9 @@ from cache.store import Store  # noqa: E402
 from nar.baselines import create_baseline  # noqa: E402
 from nar.data import make_split  # noqa: E402
 from nar.metrics import assign_tiers, ranking_metrics, tier_thresholds  # noqa: E402
-from nar.presets import BASELINE_PRESETS, NAR_PRESETS  # noqa: E402
+from nar.presets import BASELINE_PRESETS, NAR_PRESETS, preset_config  # noqa: E402
 from pipeline.atomic import write_text_atomic  # noqa: E402
 from pipeline.errors import NarError  # noqa: E402
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def fit_predict_nar(model: str, store: Store, setting: Setting, split, seed: int
         raise NarError(f"nar.api is not available ({e})") from e
     from nar.data import load_features, store_keys
 
-    cfg = CONFIG_DIR / NAR_MODELS[model][setting.bench]
+    cfg = preset_config(model, setting.bench)[0]
     if not cfg.exists():
         raise NarError(f"config {cfg} not found")
     over = dict(seed=seed, train_size=setting.train_size, val_size=setting.val_size,
