@@ -59,10 +59,7 @@ class Ranker(Predictor):
 
     @classmethod
     def from_checkpoint(cls, path) -> "Ranker":
-        model = load_run_predictor(path)
-        if not isinstance(model, cls):
-            raise NarError(f"{path} holds a {model.arch!r} baseline, not a NAR model")
-        return model
+        return cls.expect(load_run_predictor(path), path)
 
     # its part of a run checkpoint (nar.checkpoint)
     @classmethod

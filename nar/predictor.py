@@ -72,7 +72,11 @@ class Predictor:
     @classmethod
     def load(cls, path) -> "Predictor":
         """The predictor saved in ``path``; NarError when it is not of this class."""
-        model = load_predictor(path)
+        return cls.expect(load_predictor(path), path)
+
+    @classmethod
+    def expect(cls, model, path) -> "Predictor":
+        """``model`` (loaded from ``path``) when it is of this class; NarError otherwise."""
         if not isinstance(model, cls):
             raise NarError(f"{path} holds a {model.name!r} predictor, not a {cls.name!r} one; "
                            "load it with nar.predictor.load_predictor")

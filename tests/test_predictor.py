@@ -158,7 +158,7 @@ def _damaged_run_checkpoints(tmp_path):
         joblib.dump({**blob, **bad}, tmp_path / "bad.joblib")
         with pytest.raises(NarError, match="bad.joblib is damaged .*" + match):
             load_run_predictor(tmp_path / "bad.joblib")
-    with pytest.raises(NarError, match="holds a 'lightgbm' baseline, not a NAR model"):
+    with pytest.raises(NarError, match="holds a 'lightgbm' predictor, not a 'nar' one"):
         Ranker.from_checkpoint(tmp_path / "lightgbm" / "ckp_best.joblib")
 
 
