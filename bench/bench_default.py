@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.benchlib import peak_rss_mib  # noqa: E402
 
 
 def _status_kb(field: str) -> int:
@@ -96,7 +97,7 @@ def one(part: str, a) -> dict:
         poller.join()
         res.update({"anon_start_mb": anon0 / 1024, "anon_peak_beyond_start_mb": (peak[0] - anon0) / 1024,
                     "rss_anon_mb": _status_kb("RssAnon") / 1024, "rss_file_mb": _status_kb("RssFile") / 1024})
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_rss_mib()
     res["threads"] = __import__("torch").get_num_threads()
     return res
 

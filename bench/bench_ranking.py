@@ -12,7 +12,6 @@ score the held-out rows. Prints and writes a markdown table of mean ± std over 
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.benchlib import peak_rss_mib, run_script  # noqa: E402
 from cache.store import Store  # noqa: E402
 from nar.baselines import create_baseline  # noqa: E402
 from nar.data import make_split  # noqa: E402
@@ -192,14 +192,10 @@ def main(argv=None) -> int:
     text = markdown(results, seeds, a.quick)
     print(text)
     out = write_text_atomic(a.out, text + "\n", mkdir=True)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(f"wrote {out}; total {time.perf_counter() - t0:.1f}s, peak RSS {rss:.0f} MiB")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except NarError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)
