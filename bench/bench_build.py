@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -20,9 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from bench.benchlib import peak_rss_mib  # noqa: E402
 
 
 def bench_space(out: str, limit: int | None):
@@ -42,7 +39,7 @@ def bench_space(out: str, limit: int | None):
     print(f"space: load_space {t1 - t0:.1f} s (includes building its cache if absent)")
     print(f"space: read {t2 - t1:.1f} s; build+write {n} records {t3 - t2:.1f} s "
           f"({n / (t3 - t2):.0f} rec/s), {size:.0f} MiB -> {out}")
-    print(f"space: peak RSS {_rss_mb():.0f} MiB")
+    print(f"space: peak RSS {peak_rss_mib():.0f} MiB")
 
 
 def bench_tfrecord(mb: int, fixture: Path):
@@ -65,7 +62,7 @@ def bench_tfrecord(mb: int, fixture: Path):
         t2 = time.perf_counter()
         print(f"tfrecord: + JSON/base64/protobuf decode of {runs} runs: {t2 - t1:.1f} s "
               f"({runs / (t2 - t1):.0f} runs/s)")
-    print(f"tfrecord: peak RSS {_rss_mb():.0f} MiB")
+    print(f"tfrecord: peak RSS {peak_rss_mib():.0f} MiB")
 
 
 def main():

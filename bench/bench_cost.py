@@ -12,7 +12,6 @@ import argparse
 import csv
 import gzip
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -22,15 +21,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.benchlib import peak_rss_mib  # noqa: E402
 from cache.store import OP_CODES_101  # noqa: E402
 from pipeline import nb101_cost, nb201_cost  # noqa: E402
 from pipeline.nb201_space import all_archs  # noqa: E402
 
 N_SPACE_101 = 423624
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def tiled_table(n: int):
@@ -81,7 +77,7 @@ def main() -> None:
         nb201_cost.network_totals(archs, ds)
     print(f"NB201 edge_costs + network_totals, {len(archs)} cells x 3 datasets: "
           f"{time.perf_counter() - t0:.3f} s")
-    print(f"peak RSS {peak_rss_mb():.0f} MiB")
+    print(f"peak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench.benchlib import peak_rss_mib, run_script  # noqa: E402
 from bench_ranking import (BASELINE_MODELS, NAR_MODELS, Setting, fit_predict_baseline,  # noqa: E402
                            fit_predict_nar)
 from cache.store import Store  # noqa: E402
@@ -181,14 +181,10 @@ def main(argv=None) -> int:
     write_csv(rows, out / "curve.csv")
     plot(rows, out / "curve.png")
     print(text)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(f"wrote {out}/curve.md, curve.csv, curve.png; peak RSS {rss:.0f} MiB")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except NarError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.benchlib import peak_rss_mib  # noqa: E402
 
 
 def _status_kb(field: str) -> int:
@@ -74,10 +75,10 @@ def one(part: str, a) -> dict:
         res = _train_test("default101.yml", a.store101, out / "run101", ["train_size=4236"])
     else:
         from cache.store import Store
-        from nar.checkpoint import load_checkpoint
         from nar.evaluate import score_store
+        from nar.predictor import load_run_predictor
 
-        blob = load_checkpoint(out / "run101" / "ckp_best.pth")
+        predictor = load_run_predictor(out / "run101" / "ckp_best.pth")
         anon0 = _status_kb("RssAnon")
         peak, stop = [anon0], threading.Event()
 
@@ -89,14 +90,14 @@ def one(part: str, a) -> dict:
         poller.start()
         t0 = time.perf_counter()
         with Store(a.space_store) as store:
-            tier, score = score_store(blob, store, batch_size=a.batch)
+            tier, score = score_store(predictor, store, batch_size=a.batch)
             n = store.n
         res = {"score_s": time.perf_counter() - t0, "n": n}
         stop.set()
         poller.join()
         res.update({"anon_start_mb": anon0 / 1024, "anon_peak_beyond_start_mb": (peak[0] - anon0) / 1024,
                     "rss_anon_mb": _status_kb("RssAnon") / 1024, "rss_file_mb": _status_kb("RssFile") / 1024})
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_rss_mib()
     res["threads"] = __import__("torch").get_num_threads()
     return res
 

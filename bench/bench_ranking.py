@@ -12,7 +12,6 @@ score the held-out rows. Prints and writes a markdown table of mean ± std over 
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -22,15 +21,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.benchlib import peak_rss_mib, run_script  # noqa: E402
 from cache.store import Store  # noqa: E402
 from nar.baselines import create_baseline  # noqa: E402
 from nar.data import make_split  # noqa: E402
 from nar.metrics import assign_tiers, ranking_metrics, tier_thresholds  # noqa: E402
-from nar.presets import BASELINE_PRESETS, NAR_PRESETS  # noqa: E402
+from nar.presets import BASELINE_PRESETS, NAR_PRESETS, preset_config  # noqa: E402
 from pipeline.atomic import write_text_atomic  # noqa: E402
 from pipeline.errors import NarError  # noqa: E402
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def fit_predict_nar(model: str, store: Store, setting: Setting, split, seed: int
         raise NarError(f"nar.api is not available ({e})") from e
     from nar.data import load_features, store_keys
 
-    cfg = CONFIG_DIR / NAR_MODELS[model][setting.bench]
+    cfg = preset_config(model, setting.bench)[0]
     if not cfg.exists():
         raise NarError(f"config {cfg} not found")
     over = dict(seed=seed, train_size=setting.train_size, val_size=setting.val_size,
@@ -194,14 +192,10 @@ def main(argv=None) -> int:
     text = markdown(results, seeds, a.quick)
     print(text)
     out = write_text_atomic(a.out, text + "\n", mkdir=True)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     print(f"wrote {out}; total {time.perf_counter() - t0:.1f}s, peak RSS {rss:.0f} MiB")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except NarError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

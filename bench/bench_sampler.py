@@ -4,7 +4,6 @@ and 128 NB201 candidates; prints seconds per batch and peak RSS.
     python bench/bench_sampler.py [--store cache/nb101_xxx.h5] [--data_dir ../shared/data]
 """
 import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -14,6 +13,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.benchlib import peak_rss_mib  # noqa: E402
 from cache.store import Store  # noqa: E402
 from nar.sampler import SearchPool, Sampler  # noqa: E402
 from nar.search_config import SamplerConfig  # noqa: E402
@@ -55,7 +55,7 @@ def main():
     for i, (sec, info) in enumerate(time_batches(pool, 128, 5)):
         print(f"  NB201 batch {i}: 128 candidates in {sec:.3f} s  guided={info['guided']} "
               f"fallbacks={info['fallbacks']}")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"peak RSS {peak_rss_mib():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ accuracy (stated in the output). ``--out`` writes every seed's curve (JSON) for
 """
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.benchlib import peak_rss_mib  # noqa: E402
 
 MILESTONES = (25, 50, 64, 100, 150, 200, 500)
 
@@ -124,7 +125,7 @@ def main():
         dump["methods"][key] = {"seconds": secs, "duplicates": dups, "runs": [r.to_dict() for r in runs]}
     print("cells: mean +- std of the pick's accuracy [#seeds picking the optimum / #seeds that queried it] "
           "r<mean rank of the pick>; dup: mean queries of a cell that is the same network as an earlier query "
-          f"(SearchSpace.equivalence_codes); peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+          f"(SearchSpace.equivalence_codes); peak RSS {peak_rss_mib():.0f} MB")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(dump))

@@ -11,11 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.benchlib import peak_rss_mib  # noqa: E402
 from pipeline import nb101_space  # noqa: E402
-
-
-def _peak_mib(who) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
 def main() -> None:
@@ -40,8 +37,8 @@ def main() -> None:
     print(f"enumerate_space(n_jobs={args.n_jobs}): {len(space)} cells in {t_build:.1f} s "
           "(incl. cache write)")
     print(f"load_space from cache: {t_read:.2f} s, cache file {size / 2**20:.1f} MiB")
-    print(f"peak RSS: main {_peak_mib(resource.RUSAGE_SELF):.0f} MiB, "
-          f"worker processes <= {_peak_mib(resource.RUSAGE_CHILDREN):.0f} MiB each (ru_maxrss of children "
+    print(f"peak RSS: main {peak_rss_mib(resource.RUSAGE_SELF):.0f} MiB, "
+          f"worker processes <= {peak_rss_mib(resource.RUSAGE_CHILDREN):.0f} MiB each (ru_maxrss of children "
           "counts the pages shared at fork, an upper bound)")
 
 

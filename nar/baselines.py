@@ -42,12 +42,16 @@ def list_baselines() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def baseline_class(name: str) -> type:
+    if name not in _REGISTRY:
+        raise NarError(f"unknown baseline {name!r}; choose one of {', '.join(list_baselines())}")
+    return _REGISTRY[name]
+
+
 def create_baseline(name: str, bench: str, seed: int = 0, **kw):
     """A new, unfitted baseline ``name`` for the space ``bench`` (a store id such as "101",
     or any registered space name); ``kw`` go to the model."""
-    if name not in _REGISTRY:
-        raise NarError(f"unknown baseline {name!r}; choose one of {', '.join(list_baselines())}")
-    return _REGISTRY[name](bench_of(bench), int(seed), **kw)
+    return baseline_class(name)(bench_of(bench), int(seed), **kw)
 
 
 def onehot_features(store, idx) -> np.ndarray:
@@ -148,8 +152,9 @@ class Baseline(Predictor):
         idx = np.arange(store.n) if rows is None else rows
         return np.asarray(self._predict(self._features(store, idx)), dtype=np.float64)
 
-    def predict_tiers(self, store, rows=None):
-        """(tier 1..n_tier, score): the score cut at the quantiles of the training scores."""
+    def predict_tiers(self, store, rows=None, batch_size: int = 1024, tta_orders: int | None = None):
+        """(tier 1..n_tier, score): the score cut at the quantiles of the training scores (one
+        pass over the one-hot cells: ``batch_size`` and ``tta_orders`` do not apply)."""
         from nar.metrics import assign_tiers
 
         score = self.predict(store, rows)
@@ -168,17 +173,31 @@ class Baseline(Predictor):
             joblib.dump(blob, tmp)
         return path
 
-    # ---- the training harness
+    # ---- the training harness and its run checkpoints (nar.checkpoint: the shared metadata)
     def save_run(self, out: Path, meta: dict, run) -> None:
         """``ckp_last.joblib`` and ``ckp_best.joblib`` (the same model: one fit)."""
-        from nar.checkpoint import save_baseline
+        from nar.checkpoint import run_blob
 
         row = run.rows[-1]
         extra = {"score_thresholds": [float(v) for v in self.score_thresholds], "epoch": 1,
                  "val_kendalltau": row["val_kendalltau"]}
         for name in ("ckp_last.joblib", "ckp_best.joblib"):
-            save_baseline(out / name, self, {**meta, **extra})
+            with atomic_path(out / name, mkdir=True) as tmp:
+                joblib.dump(run_blob(meta["config"]["arch"], {**meta, **extra}, model=self), tmp)
         self.meta = {**meta, **extra}
+
+    @classmethod
+    def check_checkpoint(cls, blob: dict, bad) -> None:
+        if not isinstance(blob.get("model"), Baseline) or not isinstance(blob.get("score_thresholds"), list):
+            raise bad("a baseline checkpoint needs 'model' (a fitted baseline) and 'score_thresholds'")
+
+    @classmethod
+    def from_checkpoint_blob(cls, blob: dict) -> "Baseline":
+        model = blob["model"]
+        model.meta = {k: v for k, v in blob.items() if k not in ("model", "format", "version", "path")}
+        if model.score_thresholds is None:
+            model.score_thresholds = np.asarray(blob["score_thresholds"], np.float64)
+        return model
 
     def run_summary(self, run) -> str:
         from nar.nar_predictor import mean_tau
@@ -195,15 +214,11 @@ def load_baseline(path):
         blob = joblib.load(path)
     except Exception as e:  # joblib raises many types for a damaged file
         raise NarError(f"cannot read baseline checkpoint {path}: {e}; re-save it") from e
-    from nar.checkpoint import FORMAT, load_checkpoint
+    from nar.checkpoint import FORMAT
+    from nar.predictor import load_run_predictor
 
     if isinstance(blob, dict) and blob.get("format") == FORMAT:  # a run's checkpoint: checked, then used
-        blob = load_checkpoint(path)
-        model = blob["model"]
-        model.meta = {k: v for k, v in blob.items() if k not in ("model", "format", "version", "path")}
-        if model.score_thresholds is None:
-            model.score_thresholds = np.asarray(blob["score_thresholds"], np.float64)
-        return model
+        return load_run_predictor(path)
     if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
         raise NarError(f"{path} is not a version-{CHECKPOINT_VERSION} baseline checkpoint; re-save it")
     model = create_baseline(blob["name"], blob["bench"], blob["seed"], target=blob["target"],

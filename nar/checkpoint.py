@@ -1,6 +1,11 @@
-"""Checkpoint files: NAR weights (+ tier embeddings, feature transform) and the metadata to
-rebuild and use them, stored as tensors and plain Python types only, so that they load with
-``torch.load(weights_only=True)``. Baselines are small joblib files with the same metadata."""
+"""Run checkpoints (``ckp_*`` of ``nar-cli train``): the metadata every predictor writes (config,
+bench, dataset, label, tier thresholds, training keys, ...) plus the predictor's own entries,
+checked on load by the class its ``arch`` names (:func:`nar.predictor.predictor_class`).
+
+NAR's own part lives here too: the weights of each ensemble member (+ tier embeddings, feature
+transform) as tensors and plain Python types only, so that ``ckp_*.pth`` loads with
+``torch.load(weights_only=True)``. Baselines write small joblib files with the same metadata
+(:mod:`nar.baselines`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +17,7 @@ import torch
 
 from nar.config import config_from_dict
 from nar.model import NARanker, build_model
+from nar.predictor import NAR_ARCH, predictor_class
 from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 
@@ -25,21 +31,23 @@ META_KEYS = ("config", "bench", "dataset", "n_arch_patch", "d_patch", "tier_thre
 def save_checkpoint(path, members: list[NARanker], meta: dict) -> Path:
     """Write the weights of each ensemble member (one for the paper model) and ``meta``."""
     states = [{k: v.detach().cpu().clone() for k, v in m.state_dict().items()} for m in members]
-    blob = {"format": FORMAT, "version": VERSION, "arch": "NAR", "members": states}
-    blob.update({k: meta[k] for k in META_KEYS if k in meta})
+    blob = run_blob(NAR_ARCH, meta, members=states)
     with atomic_path(path, mkdir=True) as tmp:
         torch.save(blob, tmp)
     return Path(path)
 
 
-def save_baseline(path, model, meta: dict) -> Path:
-    import joblib
-
-    blob = {"format": FORMAT, "version": VERSION, "arch": meta["config"]["arch"], "model": model}
+def run_blob(arch: str, meta: dict, **own) -> dict:
+    """The dictionary a run checkpoint holds: format, version, ``arch``, the predictor's ``own``
+    entries and the metadata keys of ``meta``."""
+    blob = {"format": FORMAT, "version": VERSION, "arch": arch, **own}
     blob.update({k: meta[k] for k in META_KEYS if k in meta})
-    with atomic_path(path, mkdir=True) as tmp:
-        joblib.dump(blob, tmp)
-    return Path(path)
+    return blob
+
+
+def checkpoint_arch(blob: dict) -> str:
+    """The predictor a run checkpoint holds (checkpoints without ``arch`` are NAR's)."""
+    return blob.get("arch", NAR_ARCH)
 
 
 def load_checkpoint(path) -> dict:
@@ -93,19 +101,25 @@ def _check_blob(blob: dict, p: Path) -> None:
         raise bad("tier_thresholds are not finite numbers")
     if not all(isinstance(k, str) for k in (*blob["train_keys"], *blob["val_keys"])):
         raise bad("train_keys / val_keys must be architecture keys (text)")
-    if blob.get("arch", "NAR") == "NAR":
-        for key in ("n_arch_patch", "d_patch"):
-            if not isinstance(blob.get(key), int) or isinstance(blob.get(key), bool) or blob[key] < 1:
-                raise bad(f"entry {key!r} is {blob.get(key)!r}")
-        members = blob.get("members")
-        if not isinstance(members, list) or not members or not all(
-                isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                            for k, v in m.items()) for m in members):
-            raise bad("'members' must be a non-empty list of weight dictionaries")
-        if any(not torch.isfinite(v).all() for m in members for v in m.values() if v.is_floating_point()):
-            raise bad("weights hold NaN or infinite values")
-    elif "model" not in blob or not isinstance(blob.get("score_thresholds"), list):
-        raise bad("a baseline checkpoint needs 'model' and 'score_thresholds'")
+    try:
+        cls = predictor_class(checkpoint_arch(blob))
+    except NarError:
+        raise bad(f"arch {checkpoint_arch(blob)!r} is not a known predictor") from None
+    cls.check_checkpoint(blob, bad)
+
+
+def check_members(blob: dict, bad) -> None:
+    """NAR's own entries of a run checkpoint: patch sizes and finite member weights."""
+    for key in ("n_arch_patch", "d_patch"):
+        if not isinstance(blob.get(key), int) or isinstance(blob.get(key), bool) or blob[key] < 1:
+            raise bad(f"entry {key!r} is {blob.get(key)!r}")
+    members = blob.get("members")
+    if not isinstance(members, list) or not members or not all(
+            isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                        for k, v in m.items()) for m in members):
+        raise bad("'members' must be a non-empty list of weight dictionaries")
+    if any(not torch.isfinite(v).all() for m in members for v in m.values() if v.is_floating_point()):
+        raise bad("weights hold NaN or infinite values")
 
 
 def resolve_checkpoint(run_dir, name) -> Path:
@@ -140,22 +154,28 @@ def build_members(blob: dict) -> list[NARanker]:
     return members
 
 
-def check_compatible(blob: dict, cfg) -> None:
-    """NarError when ``cfg`` (from --config_file) describes another bench or model shape."""
-    if blob["bench"] != cfg.bench:
-        raise NarError(f"checkpoint {blob.get('path', '')} is for NB{blob['bench']} but the config is for "
+def check_compatible(predictor, cfg) -> None:
+    """NarError when ``cfg`` (from --config_file) describes another bench, predictor or model
+    shape than the loaded run checkpoint ``predictor`` (:func:`nar.predictor.load_run_predictor`)."""
+    meta = predictor.meta
+    if meta["bench"] != cfg.bench:
+        raise NarError(f"checkpoint {predictor.source} is for NB{meta['bench']} but the config is for "
                        f"NB{cfg.bench}; use the config the model was trained with")
-    if blob.get("arch", "NAR") != cfg.arch:
-        raise NarError(f"checkpoint {blob.get('path', '')} holds a {blob.get('arch')!r} model but the config "
+    if predictor.arch != cfg.arch:
+        raise NarError(f"checkpoint {predictor.source} holds a {predictor.arch!r} model but the config "
                        f"says arch {cfg.arch!r}")
-    if blob.get("arch", "NAR") != "NAR":
-        return
+    predictor.check_config(cfg)
+
+
+def check_ranker_shape(saved_config: dict, cfg, path) -> None:
+    """NarError when ``cfg``'s ranker has another shape than the NAR checkpoint ``path`` (its
+    config ``saved_config``); dropout may differ."""
     # keys added after a checkpoint was written take their (neutral) defaults
     from nar.config import RankerConfig
-    saved = {**dataclasses.asdict(RankerConfig()), **blob["config"]["ranker"]}
+    saved = {**dataclasses.asdict(RankerConfig()), **saved_config["ranker"]}
     now = cfg.to_dict()["ranker"]
     diff = [k for k in now if k != "dropout" and saved.get(k) != now[k]]
     if diff:
         k = diff[0]
-        raise NarError(f"checkpoint {blob.get('path', '')} has ranker.{k}={saved.get(k)!r} but the config says "
+        raise NarError(f"checkpoint {path} has ranker.{k}={saved.get(k)!r} but the config says "
                        f"{now[k]!r} (shape mismatch); use the config the model was trained with")

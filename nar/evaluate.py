@@ -8,33 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
-from nar.checkpoint import build_members, check_compatible, load_checkpoint, resolve_checkpoint
+from nar.checkpoint import check_compatible, resolve_checkpoint
 from nar.config import config_from_dict, load_config
-from nar.data import check_features, label_array, open_store, store_fingerprint, store_keys, target_array
+from nar.data import label_array, open_store, store_fingerprint, store_keys, target_array
 from nar.harness import _attach_log, _detach_log
 from nar.metrics import assign_tiers
-from nar.predict import predict_batched
+from nar.predictor import load_run_predictor
 from pipeline.atomic import atomic_path, check_output_file, write_json_atomic
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
 
 
-def score_store(blob: dict, store, batch_size: int = 1024, tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted tier, score) of every architecture of ``store`` with a loaded checkpoint;
-    ``tta_orders`` None = the checkpoint config's (averaging over vertex orders)."""
-    if store.bench != blob["bench"]:
-        raise NarError(f"store {store.path} is NB{store.bench} but checkpoint {blob.get('path', '')} "
-                       f"is for NB{blob['bench']}; use a store of the same bench")
-    dataset = blob["dataset"]
-    if blob.get("arch", "NAR") == "NAR":
-        check_features(store, dataset, blob["n_arch_patch"], blob["d_patch"], f"checkpoint {blob.get('path', '')}")
-        if tta_orders is None:
-            tta_orders = int(blob.get("config", {}).get("tta_orders", 0))
-        return predict_batched(build_members(blob), store.data(dataset, "features"), batch_size,
-                               tta_orders=tta_orders)
-    score = np.asarray(blob["model"].predict(store, np.arange(store.n)), dtype=np.float64)
-    return assign_tiers(score, blob["score_thresholds"]), score
+def score_store(predictor, store, batch_size: int = 1024,
+                tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted tier, score) of every architecture of ``store`` with a loaded run checkpoint
+    (:func:`nar.predictor.load_run_predictor`); ``tta_orders`` None = the checkpoint config's
+    (averaging over vertex orders, where the predictor has them)."""
+    if store.bench != predictor.meta["bench"]:
+        raise NarError(f"store {store.path} is NB{store.bench} but checkpoint {predictor.source} "
+                       f"is for NB{predictor.meta['bench']}; use a store of the same bench")
+    return predictor.predict_tiers(store, batch_size=batch_size, tta_orders=tta_orders)
 
 
 def _metrics(score, target, pred_tier, true_tier) -> dict:
@@ -53,40 +47,41 @@ def run_test(config_file, data_path, run_dir, checkpoint="ckp_best.pth", seed=No
         raise NarError(f"run directory not found: {run_dir}; pass the --save_dir of `nar-cli train`")
     for name, option in ((save_file_name, "--save_file_name"), ("results.json", "--save_dir")):
         check_output_file(run_dir / name, option)
-    blob = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
+    predictor = load_run_predictor(resolve_checkpoint(run_dir, checkpoint))
+    meta = predictor.meta
     if config_file is None:
-        cfg = load_config(None, [blob["config"], *overrides])
+        cfg = load_config(None, [meta["config"], *overrides])
     else:
         cfg = load_config(config_file, overrides)
     if seed is not None:
         cfg.seed = int(seed)
-    check_compatible(blob, cfg)
+    check_compatible(predictor, cfg)
     store = open_store(data_path, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)
-    dataset = blob["dataset"]
+    dataset = meta["dataset"]
     target, target_name = target_array(store, dataset, cfg.target)
     try:
-        label_y, _ = label_array(store, dataset, blob["label"])
+        label_y, _ = label_array(store, dataset, meta["label"])
     except NarError:
         label_y = target
-    tier_truth = assign_tiers(label_y, blob["tier_thresholds"])
-    tta = cfg.tta_orders or int(blob.get("config", {}).get("tta_orders", 0))
-    pred_tier, score = score_store(blob, store, tta_orders=tta)
+    tier_truth = assign_tiers(label_y, meta["tier_thresholds"])
+    tta = cfg.tta_orders or int(meta.get("config", {}).get("tta_orders", 0))
+    pred_tier, score = score_store(predictor, store, tta_orders=tta)
 
     keys = store_keys(store)
-    same_data = store_fingerprint(store) == blob["store_fingerprint"]
-    used = set(blob["train_keys"]) | (set(blob["val_keys"]) if same_data else set())
+    same_data = store_fingerprint(store) == meta["store_fingerprint"]
+    used = set(meta["train_keys"]) | (set(meta["val_keys"]) if same_data else set())
     known = np.isfinite(target)
     heldout = known & ~np.isin(keys.astype(str), np.array(sorted(used), dtype=str))
-    results = {"checkpoint": blob["path"], "bench": blob["bench"], "dataset": dataset,
-               "seed": cfg.seed, "label": blob["label"], "target": target_name,
-               "n_train": len(blob["train_keys"]), "n_test": int(heldout.sum()),
+    results = {"checkpoint": predictor.source, "bench": meta["bench"], "dataset": dataset,
+               "seed": cfg.seed, "label": meta["label"], "target": target_name,
+               "n_train": len(meta["train_keys"]), "n_test": int(heldout.sum()),
                "same_data_as_training": same_data, "tta_orders": tta}
     for name, m in (("heldout", heldout), ("whole_space", known)):
-        tt = np.where(np.isfinite(label_y[m]), tier_truth[m], assign_tiers(target[m], blob["tier_thresholds"]))
+        tt = np.where(np.isfinite(label_y[m]), tier_truth[m], assign_tiers(target[m], meta["tier_thresholds"]))
         results[name] = _metrics(score[m], target[m], pred_tier[m], tt)
     handler = _attach_log(run_dir / save_file_name)
     try:
-        log.info("test %s on %s (%s): heldout %s", blob["path"], store.path, target_name, results["heldout"])
+        log.info("test %s on %s (%s): heldout %s", predictor.source, store.path, target_name, results["heldout"])
         log.info("whole space: %s", results["whole_space"])
     finally:
         _detach_log(handler)
@@ -99,10 +94,10 @@ def run_predict(checkpoint, data_path, out, sha256=None, skip_sha256=False, run_
     ``checkpoint``: a file name in ``run_dir`` or a path (:func:`resolve_checkpoint`)."""
     check_output_file(out, "--out")
     checkpoint = resolve_checkpoint(run_dir, checkpoint)
-    blob = load_checkpoint(checkpoint)
-    cfg = config_from_dict(blob["config"], f"checkpoint {checkpoint}")
+    predictor = load_run_predictor(checkpoint)
+    cfg = config_from_dict(predictor.meta["config"], f"checkpoint {checkpoint}")
     store = open_store(data_path, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)
-    tier, score = score_store(blob, store)
+    tier, score = score_store(predictor, store)
     rank = np.empty(len(score), np.int64)
     rank[np.argsort(-score, kind="stable")] = np.arange(1, len(score) + 1)
     keys = store_keys(store)

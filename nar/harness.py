@@ -18,13 +18,13 @@ from nar.config import Config, load_config, validate_config
 from nar.console import DETAIL
 from nar.data import Split, label_array, make_split, open_store, store_fingerprint, store_keys
 from nar.metrics import tier_thresholds
-from nar.predictor import Predictor, create_predictor
+from nar.predictor import Predictor, config_archs, create_predictor
 from pipeline.atomic import check_output_dir, make_dirs, output_error, remove_stale_temps, temp_path
 from pipeline.errors import NarError
 from pipeline.spaces import space_class
 
 log = logging.getLogger(__name__)
-BASELINES = ("lightgbm", "xgboost", "mlp")
+BASELINES = ("lightgbm", "xgboost", "mlp")  # read by nar/sweep/spec.py; the registry: nar.predictor.config_archs
 
 
 @dataclass
@@ -42,8 +42,8 @@ class Prepared:
 def prepare(cfg: Config, data, sha256=None, skip_sha256=False) -> Prepared:
     """Open and check the data against ``cfg``; every input error is raised here, before any
     output is written."""
-    if cfg.arch != "NAR" and cfg.arch not in BASELINES:
-        raise NarError(f"config key 'arch': {cfg.arch!r}; use NAR or one of {', '.join(BASELINES)}")
+    if cfg.arch not in config_archs():
+        raise NarError(f"config key 'arch': {cfg.arch!r}; use one of {', '.join(config_archs())}")
     if cfg.start_epochs >= cfg.ranker_epochs:
         raise NarError(f"start_epochs {cfg.start_epochs} >= ranker_epochs {cfg.ranker_epochs}; nothing to train")
     store = open_store(data, cfg.bench, sha256=sha256, skip_sha256=skip_sha256)

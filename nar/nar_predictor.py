@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nar.checkpoint import build_members, load_checkpoint, save_checkpoint
+from nar.checkpoint import build_members, check_members, check_ranker_shape, save_checkpoint
 from nar.config import Config, config_from_dict
 from nar.console import DETAIL, progress_bar
-from nar.predictor import Predictor, check_fit_input, check_rows, open_data
+from nar.predictor import NAR_ARCH, Predictor, check_fit_input, check_rows, load_run_predictor, open_data
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Ranker(Predictor):
     one (``pretrain.steps`` > 0; the search surrogates train without it)."""
 
     name = "nar"
+    arch = NAR_ARCH
 
     def __init__(self, config: Config, dataset: str | None = None, finetune_epochs: int = 0,
                  use_pretrained: bool = True):
@@ -58,10 +59,19 @@ class Ranker(Predictor):
 
     @classmethod
     def from_checkpoint(cls, path) -> "Ranker":
-        blob = load_checkpoint(path)
-        if blob.get("arch", "NAR") != "NAR":
-            raise NarError(f"{path} holds a {blob['arch']!r} baseline, not a NAR model")
+        return cls.expect(load_run_predictor(path), path)
+
+    # its part of a run checkpoint (nar.checkpoint)
+    @classmethod
+    def check_checkpoint(cls, blob: dict, bad) -> None:
+        check_members(blob, bad)
+
+    @classmethod
+    def from_checkpoint_blob(cls, blob: dict) -> "Ranker":
         return cls.from_members(build_members(blob), blob)
+
+    def check_config(self, cfg) -> None:
+        check_ranker_shape(self.meta["config"], cfg, self.source)
 
     @classmethod
     def load(cls, path) -> "Ranker":
@@ -91,8 +101,8 @@ class Ranker(Predictor):
         from nar.data import check_features
 
         rc = self.config.ranker
-        check_features(store, dataset or self.dataset, rc.n_arch_patch, rc.d_patch,
-                       "this ranker" if self.members else "the config")
+        what = f"checkpoint {self.source}" if self.source else "this ranker" if self.members else "the config"
+        check_features(store, dataset or self.dataset, rc.n_arch_patch, rc.d_patch, what)
 
     def _features(self, store, rows) -> np.ndarray:
         from nar.data import load_features
@@ -188,18 +198,19 @@ class Ranker(Predictor):
             return self.predict_features(store, batch_size)
         return self.predict_tiers(store, rows, batch_size)[1]
 
-    def predict_tiers(self, store, rows=None, batch_size: int = 1024):
+    def predict_tiers(self, store, rows=None, batch_size: int = 1024, tta_orders: int | None = None):
         """(tier int64 in 1..n_tier, score float64) of rows ``rows`` (None = all) of ``store``."""
         self._need_fitted()
         store = open_data(store)
         rows = check_rows(store, rows, allow_empty=True)
         if len(rows) == store.n and np.array_equal(rows, np.arange(store.n)):
             self._features(store, rows[:0])  # checks only: score the memory map batch by batch
-            return self.predict_features(store.data(self.dataset, "features"), batch_size)
-        return self.predict_features(self._features(store, rows), batch_size)
+            return self.predict_features(store.data(self.dataset, "features"), batch_size, tta_orders)
+        return self.predict_features(self._features(store, rows), batch_size, tta_orders)
 
-    def predict_features(self, features, batch_size: int = 1024):
-        """(tier int64 in 1..n_tier, score float64) for every row of ``features`` (n, C, P, P)."""
+    def predict_features(self, features, batch_size: int = 1024, tta_orders: int | None = None):
+        """(tier int64 in 1..n_tier, score float64) for every row of ``features`` (n, C, P, P);
+        ``tta_orders`` None = the config's."""
         from nar.predict import predict_batched
 
         self._need_fitted()
@@ -208,7 +219,8 @@ class Ranker(Predictor):
         if len(np.shape(features)) != 4 or shape != want:
             raise NarError(f"features of shape {np.shape(features)} do not fit this NB{self.bench} ranker; "
                            f"expected (n, {want[0]}, {want[1]}, {want[2]})")
-        return predict_batched(self.members, features, batch_size, tta_orders=self.config.tta_orders)
+        tta = self.config.tta_orders if tta_orders is None else tta_orders
+        return predict_batched(self.members, features, batch_size, tta_orders=tta)
 
     def member_scores(self, store, rows, tta_orders: int = 0) -> np.ndarray:
         """(n_members, len(rows)) scores of each ensemble member (``tta_orders`` test-time vertex

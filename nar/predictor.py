@@ -17,10 +17,18 @@ in the manner of scikit-learn estimators:
     score at the quantiles of its training scores.
 ``save(path)`` / ``load(path)`` (a classmethod) / :func:`load_predictor`
     checkpoint files; :func:`load_predictor` reads every kind this project writes (``ckp_*.pth``,
-    ``ckp_*.joblib`` of a run, a baseline's own ``.joblib``).
+    ``ckp_*.joblib`` of a run, a baseline's own ``.joblib``); :func:`load_run_predictor` reads a
+    run's checkpoint only (``nar-cli test`` / ``predict``: its metadata in ``.meta``).
 
-:func:`create_predictor` builds one by name from a config; :func:`list_predictors` names them.
-Bad input (no rows, NaN labels, rows outside the store) raises :class:`NarError`.
+A class also says what is its own in a run checkpoint (:mod:`nar.checkpoint`):
+``check_checkpoint(blob, bad)`` (a classmethod) validates the entries only it writes,
+``from_checkpoint_blob(blob)`` rebuilds the fitted predictor, and ``check_config(cfg)`` refuses a
+config that describes another model than the loaded one.
+
+:func:`create_predictor` builds one by name from a config; :func:`list_predictors` names them;
+:func:`predictor_class` is the registry (the one place that maps a config's or a checkpoint's
+``arch`` to its class). Bad input (no rows, NaN labels, rows outside the store) raises
+:class:`NarError`.
 """
 from __future__ import annotations
 
@@ -31,12 +39,19 @@ import numpy as np
 from pipeline.errors import NarError
 
 NAR_NAMES = ("nar", "NAR")
+NAR_ARCH = "NAR"  # NAR's name in a config's and a checkpoint's ``arch``
 
 
 class Predictor:
     """Base of every predictor (see the module docstring for the protocol)."""
 
     name = "predictor"
+    source: str | None = None  # the checkpoint file a loaded predictor was read from
+
+    @property
+    def arch(self) -> str:
+        """The predictor's name in a config's and a checkpoint's ``arch``."""
+        return self.name
 
     def fit(self, store, rows, labels, *, val_rows=None, val_labels=None, monitor=None, progress=False):
         raise NotImplementedError
@@ -44,7 +59,11 @@ class Predictor:
     def predict(self, store, rows=None) -> np.ndarray:
         raise NotImplementedError
 
-    def predict_tiers(self, store, rows=None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_tiers(self, store, rows=None, *, batch_size: int = 1024,
+                      tta_orders: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``batch_size``: rows per forward pass of a predictor that batches; ``tta_orders``:
+        test-time vertex orders of a predictor that averages over them (NAR; None = its config's).
+        A predictor without batches or vertex orders (the baselines) takes and ignores both."""
         raise NotImplementedError
 
     def save(self, path) -> Path:
@@ -53,11 +72,30 @@ class Predictor:
     @classmethod
     def load(cls, path) -> "Predictor":
         """The predictor saved in ``path``; NarError when it is not of this class."""
-        model = load_predictor(path)
+        return cls.expect(load_predictor(path), path)
+
+    @classmethod
+    def expect(cls, model, path) -> "Predictor":
+        """``model`` (loaded from ``path``) when it is of this class; NarError otherwise."""
         if not isinstance(model, cls):
             raise NarError(f"{path} holds a {model.name!r} predictor, not a {cls.name!r} one; "
                            "load it with nar.predictor.load_predictor")
         return model
+
+    # a run checkpoint (nar.checkpoint: the entries every predictor writes are checked there)
+    @classmethod
+    def check_checkpoint(cls, blob: dict, bad) -> None:
+        """Raise ``bad(what)`` (a NarError) unless ``blob`` holds this class's own entries."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_checkpoint_blob(cls, blob: dict) -> "Predictor":
+        """The fitted predictor of a checked run checkpoint (:func:`nar.checkpoint.load_checkpoint`)."""
+        raise NotImplementedError
+
+    def check_config(self, cfg) -> None:
+        """NarError when ``cfg`` (a ``--config_file``) describes another model than this loaded
+        one; the bench and ``arch`` are compared by :func:`nar.checkpoint.check_compatible`."""
 
     # the training harness (nar-cli train) calls these
     def check_data(self, store, dataset: str) -> None:
@@ -130,6 +168,25 @@ def list_predictors() -> list[str]:
     return sorted(["nar", *list_baselines()])
 
 
+def config_archs() -> list[str]:
+    """The values a config's ``arch`` takes: NAR, then the baselines."""
+    from nar.baselines import list_baselines
+    return [NAR_ARCH, *list_baselines()]
+
+
+def predictor_class(arch: str) -> type:
+    """The class of predictor ``arch`` (a config's or a checkpoint's ``arch``, or a name of
+    :func:`list_predictors`); NarError for an unknown name."""
+    if arch in NAR_NAMES:
+        from nar.nar_predictor import Ranker
+        return Ranker
+    from nar.baselines import baseline_class, list_baselines
+
+    if arch not in list_baselines():
+        raise NarError(f"unknown predictor {arch!r}; choose one of {', '.join(list_predictors())}")
+    return baseline_class(arch)
+
+
 def create_predictor(name: str, config=None, *, bench: str | None = None, seed: int | None = None, **kw):
     """A new, unfitted predictor.
 
@@ -141,18 +198,15 @@ def create_predictor(name: str, config=None, *, bench: str | None = None, seed: 
     model's options)."""
     from nar.config import Config, load_config
 
+    cls = predictor_class(name)
     if name in NAR_NAMES:
-        from nar.nar_predictor import Ranker
-
         cfg = config if isinstance(config, Config) else load_config(config, [], bench=bench)
         if seed is not None:
             import dataclasses
             cfg = dataclasses.replace(cfg, seed=int(seed))
-        return Ranker(cfg, **kw)
-    from nar.baselines import create_baseline, list_baselines
+        return cls(cfg, **kw)
+    from nar.baselines import create_baseline
 
-    if name not in list_baselines():
-        raise NarError(f"unknown predictor {name!r}; choose one of {', '.join(list_predictors())}")
     if config is not None and not isinstance(config, Config):
         config = load_config(config, [], bench=bench)
     if config is not None:
@@ -174,3 +228,16 @@ def load_predictor(path):
         return Ranker.from_checkpoint(p)
     from nar.baselines import load_baseline
     return load_baseline(p)
+
+
+def load_run_predictor(path) -> Predictor:
+    """The fitted predictor of a run checkpoint (``ckp_*.pth`` or ``ckp_*.joblib`` written by
+    ``nar-cli train``), of the class its ``arch`` names; its metadata (bench, dataset, label,
+    tier thresholds, training keys, config, ...) in ``.meta``, the file in ``.source``. NarError
+    for a missing, unreadable or damaged file (:func:`nar.checkpoint.load_checkpoint`)."""
+    from nar.checkpoint import checkpoint_arch, load_checkpoint
+
+    blob = load_checkpoint(path)
+    model = predictor_class(checkpoint_arch(blob)).from_checkpoint_blob(blob)
+    model.source = blob["path"]
+    return model

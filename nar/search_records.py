@@ -3,7 +3,8 @@ query-efficient mode, a strict-protocol result and the whole report (``search.js
 
 ``SearchReport.to_dict()`` is what ``search.json`` holds; ``schema_version`` 2 adds the key
 itself, ``strict_protocol.pick_rule`` and the iterative mode's ``rounds`` records; the keys of
-version 1 keep their meaning.
+version 1 keep their meaning. ``surrogate_config`` (optional, the iterative mode with a NAR
+surrogate) says where the surrogate's config came from and its encoder.
 """
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ class SearchReport:
     per_iteration: list | None = None
     # mode iterative
     surrogate: str | None = None
+    surrogate_config: dict | None = None  # NAR surrogate: {"from": config file / preset, "encoder"}
     init_size: int | None = None
     query_step: int | None = None
     acquisition: dict | None = None

@@ -141,7 +141,7 @@ def run_sample(data_path, save_dir, checkpoint=None, config_file=None, seed=None
     if mode == "nar":
         _run_nar(ctx, ranker, cfg, scfg, report, budget, iterations, top_k, seed)
     else:
-        _run_budgeted(ctx, cfg, scfg, report, mode, budget, seed, surrogate)
+        _run_budgeted(ctx, cfg, scfg, report, mode, budget, seed, surrogate, config_file)
     pick = report.strict_protocol.pick
     report.best_feasible = _best_feasible(ctx, None if pick is None else pick["row"])
     report.wall_seconds = round(time.perf_counter() - t0, 2)
@@ -220,7 +220,7 @@ def heldout_scorer(ctx, cfg, oracle):
     return scores
 
 
-def _run_budgeted(ctx, cfg, scfg, report, mode, budget, seed, surrogate):
+def _run_budgeted(ctx, cfg, scfg, report, mode, budget, seed, surrogate, config_file=None):
     from nar.search_baselines import new_oracle, query_run_summary, random_search, regularized_evolution
 
     if budget is None:
@@ -234,7 +234,7 @@ def _run_budgeted(ctx, cfg, scfg, report, mode, budget, seed, surrogate):
     elif mode == "evolution":
         regularized_evolution(ctx, budget, seed, scfg.population, scfg.tournament, oracle=oracle)
     else:
-        _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle)
+        _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle, config_file)
     report.strict_protocol = query_run_summary(ctx, oracle)
 
 
@@ -266,15 +266,25 @@ def surrogate_config(cfg, scfg):
                                batches_per_epoch=scfg.surrogate_batches_per_epoch)
 
 
-def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle):
+def surrogate_ranker_config(cfg, bench, config_file=None):
+    """(config, where it came from) of the iterative mode's NAR surrogate: ``cfg`` (from
+    ``--config_file`` or the checkpoint), else the space's default ranker, the ``nar_default``
+    preset of :mod:`nar.presets` (``config/default101.yml``, ``default201.yml``, the space's own
+    config such as ``config/graph.yml``); labels come from the search, not ``network_type``."""
+    if cfg is not None:
+        return cfg, f"--config_file {config_file}" if config_file is not None else "--checkpoint"
+    from nar.config import load_config
+    from nar.presets import preset_config
+
+    path = preset_config("nar_default", bench)[0]
+    return load_config(path, [], bench=bench), f"preset nar_default ({path.parent.name}/{path.name})"
+
+
+def _iterative(ctx, cfg, scfg, budget, seed, surrogate, report, oracle, config_file=None):
     from nar.iterative import baseline_surrogate, iterative_search, nar_surrogate
     if surrogate == "nar":
-        if cfg is None:  # the space's default ranker (config/default<bench>.yml), else paper defaults
-            from nar.config import load_config
-            from nar.presets import NAR_PRESETS, preset_config
-            name = "nar_default" if ctx.store.bench in NAR_PRESETS["nar_default"] else None
-            cfg = load_config(preset_config(name, ctx.store.bench)[0] if name else None, [],
-                              bench=ctx.store.bench)  # labels come from the search, not network_type
+        cfg, source = surrogate_ranker_config(cfg, ctx.store.bench, config_file)
+        report.surrogate_config = {"from": source, "encoder": cfg.ranker.encoder}
         import dataclasses  # the search's seed also seeds the surrogate's training (as bench_search does)
         model = nar_surrogate(ctx, surrogate_config(dataclasses.replace(cfg, seed=seed), scfg), scfg.finetune_epochs)
     else:

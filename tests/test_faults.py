@@ -14,7 +14,7 @@ from cli import cli
 from pipeline.errors import NarError
 from tests.conftest import REPO
 from tests.fakes import fake_store_201
-from tests.test_train import _sets
+from tests.test_train import _sets, cli_train
 
 CFG201 = str(REPO / "config" / "config201.yml")
 
@@ -26,11 +26,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(store, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "r"
-    res = CliRunner().invoke(cli, ["train", "--config_file", CFG201, "--data_path", str(store),
-                                   "--save_dir", str(out), *_sets(["ranker_epochs=2"])])
-    assert res.exit_code == 0, res.output
-    return out
+    return cli_train(store, tmp_path_factory.mktemp("run") / "r", *_sets(["ranker_epochs=2"]))
 
 
 def fails_cleanly(args, *needles, code=2):

@@ -174,6 +174,28 @@ def test_draws_keep_to_the_ops_of_the_pool(tmp_path):
         assert (rows >= 0).any() and all(space.key(cells[i]) == pool.keys[r] for i, r in enumerate(rows) if r >= 0)
 
 
+def test_iterative_nar_search_trains_the_graph_config(tmp_path, monkeypatch):
+    """Without --config_file the NAR surrogate is the space's default ranker (config/graph.yml,
+    the gated graph encoder), not the built-in patch-transformer defaults."""
+    import nar.iterative
+    from nar.search_run import run_sample
+
+    src = fake_graph_bench(tmp_path / "cora.bench", 80, seed=2)
+    res, out = _build(tmp_path, src)
+    assert res.exit_code == 0, res.output
+    store = ingest(out, "graph", out=tmp_path / "s.h5", n_jobs=1)
+    configs = []
+    real = nar.iterative.nar_surrogate
+    monkeypatch.setattr(nar.iterative, "nar_surrogate",
+                        lambda ctx, cfg, ft=0: configs.append(cfg) or real(ctx, cfg, ft))
+    rep = run_sample(str(store), tmp_path / "run", mode="iterative", surrogate="nar", budget=32, seed=0)
+    assert rep["surrogate_config"] == {"from": "preset nar_default (config/graph.yml)", "encoder": "gated_graph"}
+    (cfg,) = configs
+    assert cfg.exp_name == "nar_graph" and cfg.ranker.encoder == "gated_graph" and cfg.ranker.backward_pass
+    assert cfg.seed == 0 and cfg.ranker_epochs == cfg.sampler.surrogate_epochs  # the search's surrogate sizes
+    assert [r["queries"] for r in rep["rounds"]] == [32] and rep["strict_protocol"]["queries"] == 32
+
+
 # ------------------------------------------------------------------ the real tables
 def _require_package():
     if importlib.util.find_spec("nas_bench_graph") is None:

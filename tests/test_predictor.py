@@ -12,7 +12,7 @@ from nar.baselines import Baseline
 from nar.config import CONFIG_DIR, load_config
 from nar.metrics import ranking_metrics
 from nar.nar_predictor import Ranker
-from nar.predictor import create_predictor, list_predictors, load_predictor
+from nar.predictor import create_predictor, list_predictors, load_predictor, load_run_predictor, predictor_class
 from pipeline.errors import NarError
 from tests.fakes import fake_store_201
 
@@ -132,6 +132,34 @@ def test_run_checkpoints_load_as_predictors(store_path, tmp_path):
             assert model.predict(s, [0, 5, 7]).shape == (3,)
             if arch == "lightgbm":  # the run's tiers are the score cut at its training scores' quantiles
                 assert np.allclose(model.score_thresholds, model.meta["score_thresholds"])
+        # nar-cli test / predict read a run checkpoint through the class its arch names
+        again = load_run_predictor(run / f"ckp_best.{ext}")
+        assert type(again) is predictor_class(arch) and again.arch == arch
+        assert again.source == str(run / f"ckp_best.{ext}")
+        with Store(store_path) as s:
+            tier, score = again.predict_tiers(s)
+            assert np.array_equal(score, model.predict(s)) and tier.min() >= 1 and tier.max() <= 5
+    _damaged_run_checkpoints(tmp_path)
+
+
+def _damaged_run_checkpoints(tmp_path):
+    """What only one class writes is checked by that class; an unknown arch is named."""
+    import joblib
+    import torch
+
+    blob = torch.load(tmp_path / "NAR" / "ckp_best.pth", weights_only=True)
+    for arch, match in (("svm", "arch 'svm' is not a known predictor"),
+                        ("lightgbm", "needs 'model' \\(a fitted baseline\\)")):
+        torch.save({**blob, "arch": arch}, tmp_path / "bad.pth")
+        with pytest.raises(NarError, match="bad.pth is damaged .*" + match):
+            load_run_predictor(tmp_path / "bad.pth")
+    blob = joblib.load(tmp_path / "lightgbm" / "ckp_best.joblib")
+    for bad, match in (({"model": "x"}, "needs 'model'"), ({"arch": "NAR"}, "'members' must be")):
+        joblib.dump({**blob, **bad}, tmp_path / "bad.joblib")
+        with pytest.raises(NarError, match="bad.joblib is damaged .*" + match):
+            load_run_predictor(tmp_path / "bad.joblib")
+    with pytest.raises(NarError, match="holds a 'lightgbm' predictor, not a 'nar' one"):
+        Ranker.from_checkpoint(tmp_path / "lightgbm" / "ckp_best.joblib")
 
 
 def test_iterative_search_takes_a_predictor_or_a_factory(store, caplog):

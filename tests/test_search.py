@@ -323,6 +323,7 @@ def test_sample_without_checkpoint_takes_a_nar_json(tmp_path, monkeypatch):
         assert rep["best_feasible"]["best"]["rank"] == 1 and rep["wall_seconds"] > 0
         assert rep["best_feasible"]["pick_feasible_rank"] == rep["strict_protocol"]["pick"]["rank"]  # no limits
     assert [r["queries"] for r in rep["rounds"]] == [32, 40] and rep["surrogate"] == "nar"
+    assert rep["surrogate_config"] == {"from": "preset nar_default (config/default201.yml)", "encoder": "gated_graph"}
 
 
 def test_nar_surrogate_ensemble_finetune_and_acquisition(ctx201):

@@ -29,6 +29,14 @@ def _sets(extra=()):
     return [a for kv in [*TINY, *extra] for a in ("--set", kv)]
 
 
+def cli_train(store, run, *args):
+    """``nar-cli train`` of config201.yml on ``store`` into ``run`` (must succeed); returns ``run``."""
+    res = CliRunner().invoke(cli, ["train", "--config_file", CFG201, "--data_path", str(store),
+                                   "--save_dir", str(run), *map(str, args)])
+    assert res.exit_code == 0, res.output
+    return run
+
+
 @pytest.fixture(scope="module")
 def store201(tmp_path_factory):
     return fake_store_201(tmp_path_factory.mktemp("s") / "s201.h5", n=320)
@@ -36,11 +44,7 @@ def store201(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(store201, tmp_path_factory):
-    run = tmp_path_factory.mktemp("run") / "r"
-    res = CliRunner().invoke(cli, ["train", "--config_file", CFG201, "--data_path", str(store201),
-                                   "--save_dir", str(run), "--seed", "3", *_sets()])
-    assert res.exit_code == 0, res.output
-    return run
+    return cli_train(store201, tmp_path_factory.mktemp("run") / "r", "--seed", 3, *_sets())
 
 
 def test_train_writes_run_dir_and_learns(trained):

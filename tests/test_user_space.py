@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from cache.store import Store
 from cli import cli
+from pipeline.errors import NarError
 from pipeline.spaces import space_of
 from tests.fakes import USER_SPACE, fake_user_table
 
@@ -62,6 +63,23 @@ def test_bad_space_descriptions_are_one_error_line(tmp_path, spec, message):
     res, out = _build(tmp_path, HEADER + GOOD, spec)
     assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("raw,message", [
+    (b"max_vertices: 6\nops: [a, b\n", "is not valid YAML: while parsing"),
+    (b"max_vertices: 6\nops: [\xe9]\n", "is not UTF-8 text (byte 22)"),
+])
+def test_unreadable_space_descriptions_are_one_error_line(tmp_path, raw, message):
+    (tmp_path / "space.yaml").write_bytes(raw)
+    (tmp_path / "t.csv").write_text(HEADER + GOOD)
+    res = _cli("build", "--bench", "user", "--space-file", tmp_path / "space.yaml", "--source", tmp_path / "t.csv",
+               "--out", tmp_path / "o.json")
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and "space description" in lines[0] and message in lines[0], lines
+    assert not (tmp_path / "o.json").exists()
+    from pipeline.spaces.user import load_spec
+    with pytest.raises(NarError, match="space description not found: .*; pass --space-file"):
+        load_spec(tmp_path / "none.yaml")
 
 
 def test_build_without_a_description_is_an_error(tmp_path):

@@ -27,12 +27,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from pipeline.errors import NarError
 from pipeline.spaces.nb101 import NB101Space
 from pipeline.spaces.registry import register_space
 from pipeline.spaces.user_cells import FIELDS, UserRows, canonical_cell, encode_records, read_table
+from pipeline.yaml_file import read_yaml
 
 MAX_VERTICES_LIMIT = 16
 _SPEC_KEYS = {"name", "max_vertices", "ops", "max_edges"}
@@ -40,14 +40,8 @@ _SPEC_KEYS = {"name", "max_vertices", "ops", "max_edges"}
 
 def load_spec(path) -> dict:
     """The space description at ``path`` (YAML), checked; NarError naming the problem."""
-    p = Path(path)
-    if not p.is_file():
-        raise NarError(f"space description not found: {p}; pass --space-file SPACE.yaml")
-    try:
-        spec = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise NarError(f"space description {p} is not valid YAML: {e}") from None
-    return check_spec(spec, str(p))
+    spec = read_yaml(path, "space description", "pass --space-file SPACE.yaml")
+    return check_spec(spec, str(Path(path)))
 
 
 def check_spec(spec, where: str = "the space description") -> dict:
