@@ -37,6 +37,7 @@ class Ranker(Predictor):
 
     name = "nar"
     arch = NAR_ARCH
+    samples = True
 
     def __init__(self, config: Config, dataset: str | None = None, finetune_epochs: int = 0,
                  use_pretrained: bool = True):

@@ -46,6 +46,7 @@ class Predictor:
     """Base of every predictor (see the module docstring for the protocol)."""
 
     name = "predictor"
+    samples = False  # True: it has tiers and tier embeddings, so the sampling search can use it
     source: str | None = None  # the checkpoint file a loaded predictor was read from
 
     @property

@@ -23,6 +23,7 @@ import numpy as np
 
 from cache.store import Store
 from nar.config import NETWORK_TYPES, load_config
+from nar.predictor import create_predictor
 from nar.presets import preset_available, preset_config, space_config
 from nar.sweep.spec import DataSpec, ModelSpec, SweepSpec
 from pipeline.errors import NarError
@@ -179,12 +180,14 @@ def _rank_cells(spec, data, ds, ds_over, m, cfg_file, preset_over) -> list[Cell]
         if cfg.train_size + cfg.val_size > n_lab:
             raise NarError(f"{where}: train_size {cfg.train_size} + val_size {cfg.val_size} > {n_lab} labelled "
                            "architectures; lower train_sizes")
-        if cfg.arch == "NAR":
-            from nar.data import check_features
-            with Store(data.store) as s:
-                check_features(s, ds, cfg.ranker.n_arch_patch, cfg.ranker.d_patch, f"model {m.name}")
+        predictor = create_predictor(cfg.arch, cfg)
+        with Store(data.store) as s:
+            try:
+                predictor.check_data(s, ds)
+            except NarError as e:
+                raise NarError(f"{where}: {e}") from e
         sample = None
-        if spec.sample is not None and cfg.arch == "NAR":
+        if spec.sample is not None and predictor.samples:
             scfg = _resolve(cfg_file, overrides + spec.sample.overrides, f"{where} (sample)")
             if spec.sample.iterations is None and scfg.sampler_epochs <= scfg.ranker_epochs:
                 raise NarError(f"{where}: sample needs iterations: the config gives none (sampler_epochs <= "
