@@ -156,7 +156,7 @@ class Ranker(Predictor):
                 members.append(model)
         finally:
             bar.close()
-        if cfg.distill.cells > 0 and len(members) > 1 and previous is None:
+        if cfg.distill.cells > 0 and len(members) > 1 and self.finetune_epochs == 0:
             members = [self._distill(members, store, rows, x, y, progress)]
         self.members = members
         from nar.data import store_fingerprint

@@ -257,9 +257,12 @@ def search_iterations(cfg, scfg, iterations) -> int:
 
 def surrogate_config(cfg, scfg):
     """The NAR surrogate's training config in the query-efficient mode: the ranker config with
-    the ``sampler.surrogate_*`` sizes (epochs, weight-average epochs, batch, ensemble)."""
+    the ``sampler.surrogate_*`` sizes (epochs, weight-average epochs, batch, ensemble), never
+    distilled (it is refitted every round and scores one pool; its members' disagreement is
+    the acquisition's uncertainty)."""
     import dataclasses
-    return dataclasses.replace(cfg, ranker_epochs=scfg.surrogate_epochs,
+    return dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, cells=0),
+                               ranker_epochs=scfg.surrogate_epochs,
                                swa_epochs=min(cfg.swa_epochs, scfg.surrogate_swa_epochs),
                                batch_size=scfg.surrogate_batch_size, train_batch_size=scfg.surrogate_batch_size,
                                n_ensemble=scfg.surrogate_ensemble,

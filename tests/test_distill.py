@@ -102,3 +102,17 @@ def test_a_training_run_keeps_the_student_in_ckp_best(tmp_path):
     assert yaml.safe_load((run / "config.yaml").read_text())["distill"]["cells"] == 300
     res = run_test(None, path, run)
     assert 0.3 < res["heldout"]["kendalltau"] <= 1
+
+
+def test_a_finetuned_refit_keeps_its_members(tmp_path):
+    """A ranker refitted by fine-tuning (the search's surrogate) is never distilled: the next
+    refit starts from every member."""
+    path = fake_store_101(tmp_path / "s.h5", n=200)
+    with Store(path) as st:
+        y = np.asarray(st.data("cifar10", "val_acc"), np.float64)
+    cfg = load_config(CFG101, [{**_kw(200, n_ensemble=2), "seed": 0}])
+    r = Ranker(cfg, dataset="cifar10", finetune_epochs=2)
+    rows = np.arange(60)
+    assert len(r.fit(str(path), rows, y[rows]).members) == 2
+    rows = np.arange(90)
+    assert len(r.fit(str(path), rows, y[rows]).members) == 2

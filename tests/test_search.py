@@ -332,8 +332,9 @@ def test_nar_surrogate_ensemble_finetune_and_acquisition(ctx201):
     from nar.search_run import surrogate_config
     from nar.train import predict_batched
 
-    cfg = load_config(CONFIG_DIR / "default201.yml", ["ranker.d_model=16"], bench="201")
+    cfg = load_config(CONFIG_DIR / "default201.yml", ["ranker.d_model=16", "distill.cells=100"], bench="201")
     scfg = SamplerConfig(surrogate_epochs=4, surrogate_swa_epochs=2, surrogate_ensemble=2)
+    assert surrogate_config(cfg, scfg).distill.cells == 0  # a surrogate keeps its members (disagreement)
     model = nar_surrogate(ctx201, surrogate_config(cfg, scfg), finetune_epochs=2)
     rows = np.random.default_rng(0).choice(ctx201.pool.n, 40, replace=False)
     assert model.fit(ctx201.store, rows, ctx201.select[rows]) is model
