@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nar.sweep.cell import SETTINGS, cell_status
+from nar.sweep.report_search import DEFAULT_MILESTONES, milestone_rows, rank_books, search_tables
 from pipeline.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,25 @@ def _search_rows(rep: dict) -> list[tuple]:
     return rows
 
 
-def collect(cells, out) -> tuple[list[dict], dict]:
-    """Tidy rows of the complete cells, and counts {"done", "failed", "missing"}."""
+def _search_reports(cells, out) -> dict:
+    """{cell name: search.json} of the complete search cells."""
+    reps = {}
+    for c in cells:
+        if c.kind == "search" and cell_status(out, c.name) == "done":
+            rep = _read(out / c.name / "search.json")
+            if rep is not None:
+                reps[c.name] = rep
+    return reps
+
+
+def collect(cells, out, milestones=DEFAULT_MILESTONES) -> tuple[list[dict], dict]:
+    """Tidy rows of the complete cells, and counts {"done", "failed", "missing"}; search cells
+    give their figures at ``milestones`` (:mod:`nar.sweep.report_search`)."""
     out = Path(out)
     rows, counts = [], {"done": 0, "failed": 0, "missing": 0}
+    searched = _search_reports(cells, out)
+    labels = {c.name: c.labels for c in cells}
+    books = rank_books([(labels[n], rep) for n, rep in searched.items()])
     for c in cells:
         st = cell_status(out, c.name)
         counts[st] += 1
@@ -81,8 +97,10 @@ def collect(cells, out) -> tuple[list[dict], dict]:
         if res is not None:
             h = res.get("heldout", {})
             found += [(None, k, h.get(k)) for k in RANK_METRICS if k in h] + [(None, "n_heldout", h.get("n"))]
-        rep = _read(d / "search.json")
-        if rep is not None:
+        if c.name in searched:
+            rep = searched[c.name]
+            found += milestone_rows(rep, milestones, books[(c.labels.get("data"), c.labels.get("dataset"))])
+        elif (rep := _read(d / "search.json")) is not None:
             found += _search_rows(rep)
         rows += [{**base, "queries": q, "metric": m, "value": v} for q, m, v in found if v is not None]
     return rows, counts
@@ -173,27 +191,7 @@ def _sample_table(sampled) -> list[str]:
     return lines + [""]
 
 
-def _search_tables(search) -> list[str]:
-    lines = []
-    for (data, ds), rs in sorted(_split(search, ["data", "dataset"]).items()):
-        qs = sorted({r["queries"] for r in rs})
-        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std, its rank "
-                  "[seeds picking the optimum]", "",
-                  "| method | seeds | " + " | ".join(str(q) for q in qs) + " |", "|---|---|" + "---|" * len(qs)]
-        for (model,), ms in _group(rs, ["model"]).items():
-            seeds = len({r["seed"] for r in rs if r["model"] == model})
-            cells = []
-            for q in qs:
-                acc = _first(ms, "pick_", "pick_rank", q)
-                ranks = ms.get(("pick_rank", q), [])
-                picked = sum(int(x) == 1 for x in ranks)
-                cells.append(f"{_ms(acc, '{:.2f}')}, rank {_ms(ranks, '{:.1f}')} [{picked}]" if acc else "–")
-            lines.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return lines
-
-
-def markdown(rows, counts, title: str) -> str:
+def markdown(rows, counts, title: str, milestones=DEFAULT_MILESTONES) -> str:
     lines = [f"# Sweep {title}", "",
              f"{counts['done']} complete cells, {counts['failed']} failed, {counts['missing']} not run; "
              "mean ± std over seeds (population std).", ""]
@@ -202,7 +200,7 @@ def markdown(rows, counts, title: str) -> str:
     sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_", "random_ref_"))]
     if sampled:
         lines += _sample_table(sampled)
-    lines += _search_tables([r for r in rows if r["kind"] == "search" and r["queries"] is not None])
+    lines += search_tables([r for r in rows if r["kind"] == "search"], milestones)
     return "\n".join(lines)
 
 
@@ -289,11 +287,11 @@ def _save(fig, path) -> Path:
     return Path(path)
 
 
-def write_report(cells, out, title: str) -> dict:
+def write_report(cells, out, title: str, milestones=DEFAULT_MILESTONES) -> dict:
     """Write results.csv, summary.md and the plots into ``OUT/report``; returns their paths
-    and the counts."""
+    and the counts. ``milestones``: the query counts of the search tables."""
     out = Path(out)
-    rows, counts = collect(cells, out)
+    rows, counts = collect(cells, out, milestones)
     rep = out / "report"
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
@@ -301,7 +299,7 @@ def write_report(cells, out, title: str) -> dict:
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
     paths = {"csv": write_text_atomic(rep / "results.csv", buf.getvalue(), mkdir=True),
-             "markdown": write_text_atomic(rep / "summary.md", markdown(rows, counts, title) + "\n")}
+             "markdown": write_text_atomic(rep / "summary.md", markdown(rows, counts, title, milestones) + "\n")}
     for name, p in (("tau_plot", _plot_tau(rows, rep / "tau_vs_train_size.png")),
                     ("search_plot", _plot_search(cells, out, rep / "search_vs_queries.png"))):
         if p is not None:
