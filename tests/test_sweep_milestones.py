@@ -89,6 +89,8 @@ def test_report_prints_the_milestones_with_picked_and_queried_counts(store, tmp_
     assert "| random | 3 | 81.00 ± 0.82 [0/1] r4 | 86.67 ± 2.36 [1/2?] r2 | 2.0 |" in table
     assert "| evolution | 3 | 86.33 ± 2.62 [1/2] r3 | – | 0.5 |" in table  # budget 30: nothing at 64
     assert "?: some search.json files" in md
+    for png in ("search_vs_queries.png", "search_fake_cifar10.png"):  # all panels; the panel alone
+        assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     csv = (out / "report" / "results.csv").read_text().splitlines()
     q64 = [r for r in csv if r.startswith("fake-random-") and ",64,optimum_queried," in r]
     assert sorted(r.rsplit(",", 1)[1] for r in q64) == ["1", "1"]  # seed 2's is unknown: no row

@@ -6,7 +6,9 @@
   training size; NAR-search table; search tables per query milestone with the number of seeds
   whose pick is the optimum);
 - ``tau_vs_train_size.png`` (Kendall tau against training size per model, log x) and
-  ``search_vs_queries.png`` (the strict pick's accuracy against queries per search method).
+  ``search_vs_queries.png`` (the mean strict pick's accuracy against queries per search method,
+  one axis per data and dataset, the optimum drawn; each panel also as
+  ``search_<data>_<dataset>.png``).
 """
 from __future__ import annotations
 
@@ -241,40 +243,46 @@ def _plot_tau(rows, path) -> Path | None:
     return _save(fig, path)
 
 
-def _plot_search(cells, out, path) -> Path | None:
-    curves = defaultdict(list)
-    target = "accuracy"
+def _plot_search(cells, out, path) -> list[Path]:
+    """``path``: one axis per data and dataset, the mean strict pick against queries per search
+    method with the optimum drawn (the figure of ``bench/bench_search.py``); and the same panel
+    alone as ``search_<data>_<dataset>.png`` beside it. Returns the files written."""
+    from nar.plot import draw_query_curves
+
+    curves, info, reps = defaultdict(dict), {}, []
     for c in cells:
         if c.kind != "search" or cell_status(out, c.name) != "done":
             continue
         rep = _read(Path(out) / c.name / "search.json") or {}
+        reps.append((c.labels, rep))
         cur = rep.get("strict_protocol", {}).get("curve")
         if cur:
-            target = rep.get("target", target)
-            curves[(c.labels["data"], c.labels["dataset"], c.labels["model"])].append(np.asarray(cur, float))
+            panel = (c.labels["data"], c.labels["dataset"])
+            curves[panel].setdefault(c.labels["model"], []).append(cur)
+            info[panel] = (rep.get("target", "accuracy"), rep["strict_protocol"].get("selection_label", "?"))
     if not curves:
-        return None
+        return []
+    books = rank_books(reps)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({k[:2] for k in curves})
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    def draw(ax, panel):
+        opt = next((a for a, r in books[panel].items() if r == 1), None)
+        target, sel = info[panel]
+        draw_query_curves(ax, curves[panel], opt, target,
+                          f"{panel[0]} {panel[1]}: strict pick ({sel} of queried cells) vs queries")
+
+    panels = sorted(curves)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        for (data, ds, method), cs in sorted(curves.items()):
-            if (data, ds) != panel:
-                continue
-            q = np.arange(1, int(min(c[-1, 0] for c in cs)) + 1)
-            ys = np.stack([np.interp(q, c[:, 0], c[:, 1]) for c in cs])
-            ax.plot(q, ys.mean(0), label=f"{method} ({len(cs)} seeds)")
-            ax.fill_between(q, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.15)
-        ax.set_xscale("log")
-        ax.set_xlabel("queries (accuracy look-ups)")
-        ax.set_ylabel(f"strict pick's {target}")
-        ax.set_title(f"{panel[0]} {panel[1]}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save(fig, path)
+        draw(ax, panel)
+    written = [_save(fig, path)]
+    for panel in panels:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        draw(ax, panel)
+        written.append(_save(fig, Path(path).parent / f"search_{panel[0]}_{panel[1]}.png"))
+    return written
 
 
 def _save(fig, path) -> Path:
@@ -300,9 +308,10 @@ def write_report(cells, out, title: str, milestones=DEFAULT_MILESTONES) -> dict:
         w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
     paths = {"csv": write_text_atomic(rep / "results.csv", buf.getvalue(), mkdir=True),
              "markdown": write_text_atomic(rep / "summary.md", markdown(rows, counts, title, milestones) + "\n")}
-    for name, p in (("tau_plot", _plot_tau(rows, rep / "tau_vs_train_size.png")),
-                    ("search_plot", _plot_search(cells, out, rep / "search_vs_queries.png"))):
-        if p is not None:
-            paths[name] = p
+    tau = _plot_tau(rows, rep / "tau_vs_train_size.png")
+    if tau is not None:
+        paths["tau_plot"] = tau
+    for i, p in enumerate(_plot_search(cells, out, rep / "search_vs_queries.png")):
+        paths["search_plot" if i == 0 else f"search_plot_{p.stem}"] = p
     log.info("report of %d complete cells written to %s", counts["done"], rep)
     return {"paths": paths, "counts": counts, "rows": len(rows)}
