@@ -157,7 +157,7 @@ def test_train_sizes_with_their_own_seeds(store201, tmp_path):
 
 # spec -> cells; the graph and curve specs name data that CI does not have (fake stores stand in)
 EXPERIMENTS = {"ranking_paper201": 1, "ranking_improved201": 20, "ranking_improved201_single": 5,
-               "ranking_improved101": 6, "ranking_baselines": 48, "search_query_efficient": 80,
+               "ranking_improved101": 6, "ranking_baselines": 48, "search_query_efficient": 80, "search_nb101": 40,
                "ranking_curve": 2 * 3 * (3 * 5 + 3 * 3) + 3 * (3 * 5 + 2 * 3),
                "graph_results": 3 * (3 * 2 + 2) * 5}
 
