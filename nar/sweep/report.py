@@ -3,8 +3,8 @@
 - ``results.csv``: tidy, one row per cell and metric (columns :data:`COLUMNS`; ``model`` is the
   model of a rank cell or the search of a search cell; ``queries`` is set for search metrics);
 - ``summary.md``: mean +- std over seeds per group (ranking tables per data / dataset /
-  training size; NAR-search table; search tables per query milestone with the number of seeds
-  whose pick is the optimum);
+  training size; NAR-search table; per data and dataset, the search table: the strict pick at
+  each query milestone, [#seeds picking / #seeds querying an optimum], mean rank, s/search);
 - ``tau_vs_train_size.png`` (Kendall tau against training size per model, log x) and
   ``search_vs_queries.png`` (the mean strict pick's accuracy against queries per search method,
   one axis per data and dataset, the optimum drawn; each panel also as
@@ -273,7 +273,7 @@ def _plot_search(cells, out, path) -> list[Path]:
         draw_query_curves(ax, curves[panel], opt, target,
                           f"{panel[0]} {panel[1]}: strict pick ({sel} of queried cells) vs queries")
 
-    panels = sorted(curves)
+    panels = sorted(curves, key=str)
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         draw(ax, panel)
