@@ -137,7 +137,9 @@ def test_graph_sweep_equals_the_commands_of_graph_results_sh(graph, tmp_path):
     assert "## cora default: train 60, val 0" in md and f"| lgb | 1 | {got['kendalltau']:.3f} |" in md
     ref_pick = sample["random_search_reference"][f"mean_pick_{sample['target']}"]
     assert f"| {ref_pick:.2f} ({sample['random_search_reference']['median_pick_rank']:.1f}) |" in md
-    assert f"{rand['pick'][sample['target']]:.2f}, rank {rand['pick']['rank']:.1f} [" in md
+    at = rand["at_queries"]["64"]  # the last milestone within the budget of 65
+    assert (f"| random-65 | 1 | " in md and f"{at['pick_' + sample['target']]:.2f} [{int(at['pick_rank'] == 1)}/"
+            f"{int(at['best_queried_rank'] == 1)}] r{at['pick_rank']} |" in md)
 
 
 def test_train_sizes_with_their_own_seeds(store201, tmp_path):
