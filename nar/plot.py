@@ -97,19 +97,27 @@ def plot_query_curves(methods: dict, optimum: float, path, target: str = "test a
     """One axis: the mean (over seeds) strict pick's accuracy against queries for each method
     (``{name: [curve, ...]}``), with the optimum drawn; x on a log scale. Writes ``path``."""
     plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    draw_query_curves(ax, methods, optimum, target, title)
+    return _save(fig, path, dpi=110)
+
+
+def draw_query_curves(ax, methods: dict, optimum: float | None, target: str = "test accuracy", title: str = ""):
+    """Draw :func:`plot_query_curves`'s figure on ``ax`` (``optimum`` None: not drawn)."""
     top = max(max(p[0] for p in c) for cs in methods.values() for c in cs)
     queries = np.unique(np.geomspace(1, top, 300).round())
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, cs in methods.items():
         ax.step(queries, mean_curve(cs, queries), where="post", label=f"{name} ({len(cs)} seeds)")
-    ax.axhline(optimum, color="k", ls="--", lw=1, label=f"optimum {optimum:.2f}")
+    lo = min(np.nanmin(mean_curve(cs, queries[queries >= min(20, top)])) for cs in methods.values())
+    hi = max(np.nanmax(mean_curve(cs, queries)) for cs in methods.values())
+    if optimum is not None:
+        ax.axhline(optimum, color="k", ls="--", lw=1, label=f"optimum {optimum:.2f}")
+        hi = optimum
     ax.set_xscale("log")
     ax.set_xlabel("queries (architectures whose accuracy was looked up)")
     ax.set_ylabel(f"{target} of the strict pick (mean over seeds)")
-    lo = min(np.nanmin(mean_curve(cs, queries[queries >= 20])) for cs in methods.values())
-    ax.set_ylim(lo - 0.1, optimum + 0.1 * max(0.1, optimum - lo))
-    ax.set_xlim(10, top)
+    ax.set_ylim(lo - 0.1, hi + 0.1 * max(0.1, hi - lo))
+    ax.set_xlim(min(10, top / 2), top)
     ax.set_title(title or "best-so-far of the strict pick against queries")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path, dpi=110)

@@ -20,7 +20,8 @@ from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
 
-MILESTONES = (50, 100, 200, 500, 1000)
+# the query counts of the tables and targets (25 / 50 / 100 / 200 / 500; 64 and 150)
+MILESTONES = (25, 50, 64, 100, 150, 200, 500, 1000)
 
 
 def check_budget(ctx: SearchContext, budget: int, minimum: int = 1, what: str = "the search") -> int:
@@ -105,6 +106,8 @@ def query_run_summary(ctx: SearchContext, queried, milestones=MILESTONES) -> Str
     rows, extra = oracle.rows, oracle.n_known_queries
     picks = running_pick(_selected(oracle, ctx.pool.n), rows)
     best_seen = np.maximum.accumulate(np.where(np.isfinite(ctx.target[rows]), ctx.target[rows], -np.inf))
+    rank = ctx.rank[rows]
+    best_rank = np.minimum.accumulate(np.where(rank > 0, rank, np.iinfo(np.int64).max))  # 0 = unlabelled
     q = extra + np.arange(1, len(rows) + 1)
     res = StrictResult(QUERY_TEXT, ctx.select_name, oracle.n_queries, pick_rule="val",
                        pick=arch_record(ctx, int(picks[-1])),
@@ -115,7 +118,8 @@ def query_run_summary(ctx: SearchContext, queried, milestones=MILESTONES) -> Str
         if 0 <= i and m <= q[-1]:
             res.at_queries[str(m)] = {"pick_" + ctx.target_name: _num(ctx.target[picks[i]]),
                                       "pick_rank": int(ctx.rank[picks[i]]),
-                                      "best_queried_" + ctx.target_name: _num(best_seen[i])}
+                                      "best_queried_" + ctx.target_name: _num(best_seen[i]),
+                                      "best_queried_rank": int(best_rank[i]) if rank[:i + 1].any() else None}
     step = max(1, len(rows) // 200)
     res.curve = [[int(q[i]), _num(ctx.target[picks[i]])] for i in range(0, len(rows), step)]
     if len(rows):

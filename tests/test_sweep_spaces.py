@@ -137,7 +137,9 @@ def test_graph_sweep_equals_the_commands_of_graph_results_sh(graph, tmp_path):
     assert "## cora default: train 60, val 0" in md and f"| lgb | 1 | {got['kendalltau']:.3f} |" in md
     ref_pick = sample["random_search_reference"][f"mean_pick_{sample['target']}"]
     assert f"| {ref_pick:.2f} ({sample['random_search_reference']['median_pick_rank']:.1f}) |" in md
-    assert f"{rand['pick'][sample['target']]:.2f}, rank {rand['pick']['rank']:.1f} [" in md
+    at = rand["at_queries"]["64"]  # the last milestone within the budget of 65
+    assert (f"| random-65 | 1 | " in md and f"{at['pick_' + sample['target']]:.2f} [{int(at['pick_rank'] == 1)}/"
+            f"{int(at['best_queried_rank'] == 1)}] r{at['pick_rank']} |" in md)
 
 
 def test_train_sizes_with_their_own_seeds(store201, tmp_path):
@@ -157,7 +159,7 @@ def test_train_sizes_with_their_own_seeds(store201, tmp_path):
 
 # spec -> cells; the graph and curve specs name data that CI does not have (fake stores stand in)
 EXPERIMENTS = {"ranking_paper201": 1, "ranking_improved201": 20, "ranking_improved201_single": 5,
-               "ranking_improved101": 6, "ranking_baselines": 48, "search_query_efficient": 80,
+               "ranking_improved101": 6, "ranking_baselines": 48, "search_query_efficient": 80, "search_nb101": 40,
                "ranking_curve": 2 * 3 * (3 * 5 + 3 * 3) + 3 * (3 * 5 + 2 * 3),
                "graph_results": 3 * (3 * 2 + 2) * 5}
 

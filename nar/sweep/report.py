@@ -3,10 +3,12 @@
 - ``results.csv``: tidy, one row per cell and metric (columns :data:`COLUMNS`; ``model`` is the
   model of a rank cell or the search of a search cell; ``queries`` is set for search metrics);
 - ``summary.md``: mean +- std over seeds per group (ranking tables per data / dataset /
-  training size; NAR-search table; search tables per query milestone with the number of seeds
-  whose pick is the optimum);
+  training size; NAR-search table; per data and dataset, the search table: the strict pick at
+  each query milestone, [#seeds picking / #seeds querying an optimum], mean rank, s/search);
 - ``tau_vs_train_size.png`` (Kendall tau against training size per model, log x) and
-  ``search_vs_queries.png`` (the strict pick's accuracy against queries per search method).
+  ``search_vs_queries.png`` (the mean strict pick's accuracy against queries per search method,
+  one axis per data and dataset, the optimum drawn; each panel also as
+  ``search_<data>_<dataset>.png``).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nar.sweep.cell import SETTINGS, cell_status
+from nar.sweep.report_search import DEFAULT_MILESTONES, milestone_rows, rank_books, search_tables
 from pipeline.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -61,10 +64,25 @@ def _search_rows(rep: dict) -> list[tuple]:
     return rows
 
 
-def collect(cells, out) -> tuple[list[dict], dict]:
-    """Tidy rows of the complete cells, and counts {"done", "failed", "missing"}."""
+def _search_reports(cells, out) -> dict:
+    """{cell name: search.json} of the complete search cells."""
+    reps = {}
+    for c in cells:
+        if c.kind == "search" and cell_status(out, c.name) == "done":
+            rep = _read(out / c.name / "search.json")
+            if rep is not None:
+                reps[c.name] = rep
+    return reps
+
+
+def collect(cells, out, milestones=DEFAULT_MILESTONES) -> tuple[list[dict], dict]:
+    """Tidy rows of the complete cells, and counts {"done", "failed", "missing"}; search cells
+    give their figures at ``milestones`` (:mod:`nar.sweep.report_search`)."""
     out = Path(out)
     rows, counts = [], {"done": 0, "failed": 0, "missing": 0}
+    searched = _search_reports(cells, out)
+    labels = {c.name: c.labels for c in cells}
+    books = rank_books([(labels[n], rep) for n, rep in searched.items()])
     for c in cells:
         st = cell_status(out, c.name)
         counts[st] += 1
@@ -81,8 +99,10 @@ def collect(cells, out) -> tuple[list[dict], dict]:
         if res is not None:
             h = res.get("heldout", {})
             found += [(None, k, h.get(k)) for k in RANK_METRICS if k in h] + [(None, "n_heldout", h.get("n"))]
-        rep = _read(d / "search.json")
-        if rep is not None:
+        if c.name in searched:
+            rep = searched[c.name]
+            found += milestone_rows(rep, milestones, books[(c.labels.get("data"), c.labels.get("dataset"))])
+        elif (rep := _read(d / "search.json")) is not None:
             found += _search_rows(rep)
         rows += [{**base, "queries": q, "metric": m, "value": v} for q, m, v in found if v is not None]
     return rows, counts
@@ -173,27 +193,7 @@ def _sample_table(sampled) -> list[str]:
     return lines + [""]
 
 
-def _search_tables(search) -> list[str]:
-    lines = []
-    for (data, ds), rs in sorted(_split(search, ["data", "dataset"]).items()):
-        qs = sorted({r["queries"] for r in rs})
-        lines += [f"## Search, {data} {ds}: strict pick's accuracy by queries, mean ± std, its rank "
-                  "[seeds picking the optimum]", "",
-                  "| method | seeds | " + " | ".join(str(q) for q in qs) + " |", "|---|---|" + "---|" * len(qs)]
-        for (model,), ms in _group(rs, ["model"]).items():
-            seeds = len({r["seed"] for r in rs if r["model"] == model})
-            cells = []
-            for q in qs:
-                acc = _first(ms, "pick_", "pick_rank", q)
-                ranks = ms.get(("pick_rank", q), [])
-                picked = sum(int(x) == 1 for x in ranks)
-                cells.append(f"{_ms(acc, '{:.2f}')}, rank {_ms(ranks, '{:.1f}')} [{picked}]" if acc else "–")
-            lines.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return lines
-
-
-def markdown(rows, counts, title: str) -> str:
+def markdown(rows, counts, title: str, milestones=DEFAULT_MILESTONES) -> str:
     lines = [f"# Sweep {title}", "",
              f"{counts['done']} complete cells, {counts['failed']} failed, {counts['missing']} not run; "
              "mean ± std over seeds (population std).", ""]
@@ -202,7 +202,7 @@ def markdown(rows, counts, title: str) -> str:
     sampled = [r for r in rank if r["metric"].startswith(("paper_", "strict_", "random_ref_"))]
     if sampled:
         lines += _sample_table(sampled)
-    lines += _search_tables([r for r in rows if r["kind"] == "search" and r["queries"] is not None])
+    lines += search_tables([r for r in rows if r["kind"] == "search"], milestones)
     return "\n".join(lines)
 
 
@@ -243,40 +243,46 @@ def _plot_tau(rows, path) -> Path | None:
     return _save(fig, path)
 
 
-def _plot_search(cells, out, path) -> Path | None:
-    curves = defaultdict(list)
-    target = "accuracy"
+def _plot_search(cells, out, path) -> list[Path]:
+    """``path``: one axis per data and dataset, the mean strict pick against queries per search
+    method with the optimum drawn (the figure of ``bench/bench_search.py``); and the same panel
+    alone as ``search_<data>_<dataset>.png`` beside it. Returns the files written."""
+    from nar.plot import draw_query_curves
+
+    curves, info, reps = defaultdict(dict), {}, []
     for c in cells:
         if c.kind != "search" or cell_status(out, c.name) != "done":
             continue
         rep = _read(Path(out) / c.name / "search.json") or {}
+        reps.append((c.labels, rep))
         cur = rep.get("strict_protocol", {}).get("curve")
         if cur:
-            target = rep.get("target", target)
-            curves[(c.labels["data"], c.labels["dataset"], c.labels["model"])].append(np.asarray(cur, float))
+            panel = (c.labels["data"], c.labels["dataset"])
+            curves[panel].setdefault(c.labels["model"], []).append(cur)
+            info[panel] = (rep.get("target", "accuracy"), rep["strict_protocol"].get("selection_label", "?"))
     if not curves:
-        return None
+        return []
+    books = rank_books(reps)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({k[:2] for k in curves})
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    def draw(ax, panel):
+        opt = next((a for a, r in books[panel].items() if r == 1), None)
+        target, sel = info[panel]
+        draw_query_curves(ax, curves[panel], opt, target,
+                          f"{panel[0]} {panel[1]}: strict pick ({sel} of queried cells) vs queries")
+
+    panels = sorted(curves, key=str)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        for (data, ds, method), cs in sorted(curves.items()):
-            if (data, ds) != panel:
-                continue
-            q = np.arange(1, int(min(c[-1, 0] for c in cs)) + 1)
-            ys = np.stack([np.interp(q, c[:, 0], c[:, 1]) for c in cs])
-            ax.plot(q, ys.mean(0), label=f"{method} ({len(cs)} seeds)")
-            ax.fill_between(q, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.15)
-        ax.set_xscale("log")
-        ax.set_xlabel("queries (accuracy look-ups)")
-        ax.set_ylabel(f"strict pick's {target}")
-        ax.set_title(f"{panel[0]} {panel[1]}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save(fig, path)
+        draw(ax, panel)
+    written = [_save(fig, path)]
+    for panel in panels:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        draw(ax, panel)
+        written.append(_save(fig, Path(path).parent / f"search_{panel[0]}_{panel[1]}.png"))
+    return written
 
 
 def _save(fig, path) -> Path:
@@ -289,11 +295,11 @@ def _save(fig, path) -> Path:
     return Path(path)
 
 
-def write_report(cells, out, title: str) -> dict:
+def write_report(cells, out, title: str, milestones=DEFAULT_MILESTONES) -> dict:
     """Write results.csv, summary.md and the plots into ``OUT/report``; returns their paths
-    and the counts."""
+    and the counts. ``milestones``: the query counts of the search tables."""
     out = Path(out)
-    rows, counts = collect(cells, out)
+    rows, counts = collect(cells, out, milestones)
     rep = out / "report"
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
@@ -301,10 +307,11 @@ def write_report(cells, out, title: str) -> dict:
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
     paths = {"csv": write_text_atomic(rep / "results.csv", buf.getvalue(), mkdir=True),
-             "markdown": write_text_atomic(rep / "summary.md", markdown(rows, counts, title) + "\n")}
-    for name, p in (("tau_plot", _plot_tau(rows, rep / "tau_vs_train_size.png")),
-                    ("search_plot", _plot_search(cells, out, rep / "search_vs_queries.png"))):
-        if p is not None:
-            paths[name] = p
+             "markdown": write_text_atomic(rep / "summary.md", markdown(rows, counts, title, milestones) + "\n")}
+    tau = _plot_tau(rows, rep / "tau_vs_train_size.png")
+    if tau is not None:
+        paths["tau_plot"] = tau
+    for i, p in enumerate(_plot_search(cells, out, rep / "search_vs_queries.png")):
+        paths["search_plot" if i == 0 else f"search_plot_{p.stem}"] = p
     log.info("report of %d complete cells written to %s", counts["done"], rep)
     return {"paths": paths, "counts": counts, "rows": len(rows)}

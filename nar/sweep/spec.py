@@ -16,6 +16,7 @@
     seeds: [0, 1, 2]
     set: [target=test_acc]           # --set overrides of every cell
     sample: true                     # NAR search with each trained NAR ranker (search.json)
+    milestones: [25, 50, 64, 100, 150, 200, 500]   # query counts of the report's search tables
     searches:                        # query-budget searches (their own cells, no training)
       - {mode: iterative, surrogate: lightgbm, budget: 500}
       - {mode: evolution, budget: 500}
@@ -34,11 +35,13 @@ from pathlib import Path
 import yaml
 
 from nar.presets import preset_names
+from nar.sweep.report_search import DEFAULT_MILESTONES
 from pipeline.errors import NarError
 
 SEARCH_MODES = ("random", "evolution", "iterative")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-TOP_KEYS = ("name", "out", "data", "datasets", "models", "train_sizes", "seeds", "set", "sample", "searches")
+TOP_KEYS = ("name", "out", "data", "datasets", "models", "train_sizes", "seeds", "set", "sample", "searches",
+            "milestones")
 
 
 @dataclass
@@ -90,6 +93,7 @@ class SweepSpec:
     overrides: list[str] = field(default_factory=list)
     sample: SampleSpec | None = None
     searches: list[SearchSpec] = field(default_factory=list)
+    milestones: list[int] = field(default_factory=lambda: list(DEFAULT_MILESTONES))  # report only
 
 
 def _err(spec_path, where: str, msg: str) -> NarError:
@@ -274,6 +278,15 @@ def _search(i, v, spec_path, model_names) -> SearchSpec:
                       surrogate, model, config, _overrides(v.get("set"), spec_path, where))
 
 
+def _milestones(raw, spec_path) -> list[int]:
+    """The query counts of the report's search tables (each shown up to a search's budget)."""
+    if raw is None:
+        return list(DEFAULT_MILESTONES)
+    if not isinstance(raw, list) or not raw:
+        raise _err(spec_path, "milestones", f"expected a non-empty list of query counts, got {raw!r}")
+    return sorted({_int(m, spec_path, "milestones", 1) for m in raw})
+
+
 def load_spec(path) -> SweepSpec:
     """Read and check the spec at ``path`` (structure, names, files that must exist)."""
     spec_path = Path(path)
@@ -311,7 +324,8 @@ def load_spec(path) -> SweepSpec:
     spec = SweepSpec(spec_path.resolve(), name, out, _data(raw.get("data"), spec_path),
                      _datasets(raw.get("datasets"), spec_path), models,
                      _train_sizes(raw.get("train_sizes"), spec_path, "train_sizes"), seeds,
-                     _overrides(raw.get("set"), spec_path, "set"), sample, searches)
+                     _overrides(raw.get("set"), spec_path, "set"), sample, searches,
+                     _milestones(raw.get("milestones"), spec_path))
     if not seeds or (not models and not searches):
         raise _err(spec_path, "grid", "the grid is empty; give seeds and at least one of models or searches")
     return spec
