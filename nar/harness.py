@@ -24,7 +24,6 @@ from pipeline.errors import NarError
 from pipeline.spaces import space_class
 
 log = logging.getLogger(__name__)
-BASELINES = ("lightgbm", "xgboost", "mlp")  # read by nar/sweep/spec.py; the registry: nar.predictor.config_archs
 
 
 @dataclass

@@ -32,8 +32,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from nar.presets import preset_names
 from nar.sweep.report_search import DEFAULT_MILESTONES
 from pipeline.errors import NarError
@@ -235,9 +233,9 @@ def _model(name, v, spec_path) -> ModelSpec:
         m.configs = {(None if b is None else _bench(b, spec_path, where)):
                      _existing(f, spec_path, where, "config file") for b, f in files.items()}
     else:
-        from nar.harness import BASELINES
-        if v["arch"] not in BASELINES:
-            raise _err(spec_path, where, f"unknown arch {v['arch']!r}; use one of {', '.join(BASELINES)}")
+        from nar.baselines import list_baselines
+        if v["arch"] not in list_baselines():
+            raise _err(spec_path, where, f"unknown arch {v['arch']!r}; use one of {', '.join(list_baselines())}")
         m.arch = v["arch"]
     m.overrides = _overrides(v.get("set"), spec_path, where)
     if "train_sizes" in v:
@@ -289,13 +287,10 @@ def _milestones(raw, spec_path) -> list[int]:
 
 def load_spec(path) -> SweepSpec:
     """Read and check the spec at ``path`` (structure, names, files that must exist)."""
+    from pipeline.yaml_file import read_yaml
+
     spec_path = Path(path)
-    if not spec_path.is_file():
-        raise NarError(f"sweep spec not found: {spec_path}; pass a YAML file (see docs/sweeps.md)")
-    try:
-        raw = yaml.safe_load(spec_path.read_text())
-    except yaml.YAMLError as e:
-        raise NarError(f"sweep spec {spec_path} is not valid YAML: {' '.join(str(e).split())}") from e
+    raw = read_yaml(spec_path, "sweep spec", "pass a YAML file (see docs/sweeps.md)")
     _keys(raw, TOP_KEYS, spec_path, "top level")
     name = _name(raw.get("name", spec_path.stem), spec_path, "name")
     out = Path(str(raw.get("out", Path("runs") / "sweeps" / name))).expanduser().resolve()
