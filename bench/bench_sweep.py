@@ -10,7 +10,8 @@ process, which other jobs on a shared machine disturb less) and the jobs-2 / seq
 the workers of (3) pay theirs. The cold pair (4) / (5) measures both sides as a user meets
 them: a fresh Python process that imports the code and runs the cells one after another,
 against a fresh process that runs them through the sweep with ``--jobs`` workers; each timed
-from the process start to its exit.
+from the process start to its exit. Last, the floor of any ``--jobs`` ratio on this machine:
+the same ratio for plain CPU-bound processes, no sweep at all.
 
     python bench/bench_sweep.py [--cells 20] [--epochs 30] [--jobs 2]
 """
@@ -87,6 +88,26 @@ def _cold(code: str, *args) -> float:
     return time.perf_counter() - t
 
 
+SPIN = "s = 0\nfor i in range(25_000_000):\n    s += i\n"
+
+
+def machine_ratio(jobs: int) -> float:
+    """Wall time of ``jobs`` CPU-bound Python processes at once over ``jobs`` times that of one
+    alone: the best ratio any ``--jobs`` run can reach on this machine (0.5 for 2 ideal cores;
+    cores that slow down when all are busy give more)."""
+    import subprocess
+
+    def run(k):
+        t = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(k)]
+        for p in procs:
+            p.wait()
+        return time.perf_counter() - t
+    alone = min(run(1) for _ in range(2))
+    together = min(run(jobs) for _ in range(2))
+    return together / (jobs * alone)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=20)
@@ -132,6 +153,8 @@ def main() -> int:
     print(f"sweep --jobs {a.jobs} (loky workers)  {t_jn:7.1f} s  ratio {t_jn / t_seq:.2f}x of sequential")
     print(f"cold: sequential, fresh process  {t_seqc:7.1f} s wall (imports included)")
     print(f"cold: sweep --jobs {a.jobs}, fresh process {t_jnc:7.1f} s  ratio {t_jnc / t_seqc:.2f}x of the cold sequential")
+    print(f"this machine: {a.jobs} CPU-bound processes at once take {machine_ratio(a.jobs):.2f}x the time of "
+          f"running them one after another (the floor for the ratios above; 0.50 on ideal cores)")
     print("results of the five runs are identical")
     return 0
 
