@@ -23,6 +23,7 @@ from nar.stage_config import DistillConfig, PretrainConfig
 from pipeline.errors import NarError
 from pipeline.spaces import bench_of, list_spaces, space_class
 from pipeline.spaces.nb201 import PAPER_201  # noqa: F401  (moved to the NB201 space; re-exported)
+from pipeline.yaml_file import read_yaml
 
 NETWORK_TYPES = ("cifar10", "cifar100", "imagenet16")
 ENCODERS = ("patch_transformer", "gated_graph")
@@ -346,20 +347,7 @@ def load_config(path=None, overrides=(), bench: str | None = None) -> Config:
         cfg = default_config(bench)
     else:
         p = Path(path)
-        if not p.exists():
-            raise NarError(f"config file not found: {p}; pass an existing --config_file")
-        if not p.is_file():
-            raise NarError(f"config file {p} is not a file; pass a YAML file as --config_file")
-        try:
-            text = p.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise NarError(f"config file {p} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
-        except OSError as e:
-            raise NarError(f"cannot read config file {p}: {e.strerror or e}") from None
-        try:
-            values = yaml.safe_load(text) or {}
-        except (yaml.YAMLError, ValueError, RecursionError) as e:
-            raise NarError(f"config file {p} is not valid YAML: {' '.join(str(e).split())}") from e
+        values = read_yaml(p, "config file", "pass an existing YAML file as --config_file") or {}
         if not isinstance(values, dict):
             raise NarError(f"config file {p} must hold a mapping of keys to values, got {str(values)[:60]!r}")
         space = values.get("space", "nasbench") if isinstance(values, dict) else "nasbench"
