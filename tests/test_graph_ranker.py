@@ -110,7 +110,7 @@ def test_default_config_trains_tests_and_reloads_on_a_fake(bench, tmp_path):
     assert held["n"] == sum(k not in train_keys for k in keys)  # val_size 0: no validation cells
     assert held["kendalltau"] > 0.3  # the fake's accuracy is a learnable function of the cell
     ranker = load_ranker(run / "ckp_best.pth")
-    assert len(ranker.members) == 2
+    assert len(ranker.members) == (2 if bench == "201" else 1)  # default101 distils its members into one
     with Store(store) as st:
         feats = load_features(st, "cifar10", np.arange(20))
     t1, s1 = ranker.predict(feats)
