@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from nar.console import DETAIL
+from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ def distill(members, dcfg, x: torch.Tensor, train_x: torch.Tensor, train_tiers: 
             logits, score, _ = student(x[idx])
             loss = F.mse_loss(score.float(), target_s[idx]) / var + F.kl_div(
                 F.log_softmax(logits.float(), -1), target_p[idx], reduction="batchmean")
+            if not torch.isfinite(loss):
+                raise NarError(f"distillation stopped: the loss is {loss.item()} at epoch {epoch + 1}; no "
+                               "checkpoint was written. Lower distill.lr or set distill.cells 0")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -132,6 +132,7 @@ class Ranker(Predictor):
                                f"infinite values (the store is damaged); check it with `nar-cli verify` "
                                f"and re-run `nar-cli encode`")
         previous = self.members if self.finetune_epochs > 0 and self.members else None
+        distill_cells = self._distill_cells(store, rows)
         encoder = None
         if previous is None and self.use_pretrained:
             from nar.pretrain import pretrained_encoder
@@ -156,8 +157,8 @@ class Ranker(Predictor):
                 members.append(model)
         finally:
             bar.close()
-        if cfg.distill.cells > 0 and len(members) > 1 and self.finetune_epochs == 0:
-            members = [self._distill(members, store, rows, x, y, progress)]
+        if distill_cells is not None:
+            members = [self._distill(members, distill_cells, x, y, progress)]
         self.members = members
         from nar.data import store_fingerprint
 
@@ -169,21 +170,35 @@ class Ranker(Predictor):
                      "store_fingerprint": store_fingerprint(store), "seed": int(cfg.seed)}
         return self
 
-    def _distill(self, members, store, rows, x, y, progress):
-        """The ensemble ``members`` distilled into one network (nar/distill.py)."""
+    def _distill_cells(self, store, rows) -> np.ndarray | None:
+        """Features of the cells the ensemble will be distilled on (nar/distill.py), read and
+        checked before any training; None when this fit is not distilled."""
+        from nar.distill import distill_rows
+
+        d = self.config.distill
+        if d.cells <= 0 or self.config.n_ensemble <= 1 or self.finetune_epochs > 0:
+            return None
+        arr = self._features(store, distill_rows(store.n, rows, d.cells, d.seed))
+        if not np.isfinite(arr).all():
+            raise NarError(f"store {store.path}: features of cells drawn for distillation hold NaN or infinite "
+                           "values (the store is damaged); check it with `nar-cli verify` and re-run `nar-cli "
+                           "encode`, or set distill.cells 0")
+        return arr
+
+    def _distill(self, members, cells, x, y, progress):
+        """The ensemble ``members`` distilled into one network on the feature rows ``cells``."""
         import torch
 
-        from nar.distill import distill, distill_rows
+        from nar.distill import distill
         from nar.metrics import tier_labels
 
         d = self.config.distill
-        drows = distill_rows(store.n, rows, d.cells, d.seed)
         device = next(members[0].parameters()).device
-        feats = torch.from_numpy(np.ascontiguousarray(self._features(store, drows), np.float32)).to(device)
+        feats = torch.from_numpy(np.ascontiguousarray(cells, np.float32)).to(device)
         train_x = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
         tiers = torch.from_numpy(tier_labels(y, self.config.ranker.n_tier)).to(device)
         log.log(DETAIL, "distilling %d members into one network on %d cells, %d epochs", len(members),
-                len(drows), d.epochs)
+                len(cells), d.epochs)
         bar = progress_bar(d.epochs, "distill", "epoch", enabled=bool(progress))
         try:
             return distill(members, d, feats, train_x, tiers, progress=bar)

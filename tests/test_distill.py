@@ -116,3 +116,17 @@ def test_a_finetuned_refit_keeps_its_members(tmp_path):
     assert len(r.fit(str(path), rows, y[rows]).members) == 2
     rows = np.arange(90)
     assert len(r.fit(str(path), rows, y[rows]).members) == 2
+
+
+def test_damaged_features_of_a_distillation_cell_are_one_error(tmp_path):
+    import h5py
+
+    path = fake_store_101(tmp_path / "s.h5", n=200)
+    with h5py.File(path, "r+") as f:
+        f["data/cifar10/features"][150, 1, 0, 1] = np.nan  # not a training row below
+    with Store(path) as st:
+        y = np.asarray(st.data("cifar10", "val_acc"), np.float64)
+    cfg = load_config(CFG101, [{**_kw(200, n_ensemble=2), "seed": 0}])
+    rows = np.arange(100)
+    with pytest.raises(NarError, match="drawn for distillation hold NaN"):
+        Ranker(cfg, dataset="cifar10").fit(str(path), rows, y[rows])
