@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from nar.console import DETAIL
+from nar.predict import summed_outputs
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -49,17 +50,8 @@ def ensemble_targets(members, x: torch.Tensor, batch_size: int = 1024):
     """(mean tier probabilities (n, n_tier), mean score (n,)) of ``members`` on ``x``."""
     for m in members:
         m.eval()
-    probs, scores = [], []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
-        p, s = 0.0, 0.0
-        for m in members:
-            logits, score, _ = m(xb)
-            p = p + torch.softmax(logits.float(), -1)
-            s = s + score.float()
-        probs.append(p / len(members))
-        scores.append(s / len(members))
-    return torch.cat(probs), torch.cat(scores)
+    outs = [summed_outputs(members, [x[i:i + batch_size]]) for i in range(0, len(x), batch_size)]
+    return torch.cat([p for p, _ in outs]) / len(members), torch.cat([s for _, s in outs]) / len(members)
 
 
 def distill(members, dcfg, x: torch.Tensor, train_x: torch.Tensor, train_tiers: torch.Tensor,

@@ -126,13 +126,13 @@ class Ranker(Predictor):
         if len(rows) < cfg.ranker.n_tier:
             raise NarError(f"{len(rows)} training rows < n_tier {cfg.ranker.n_tier}; give more rows")
         x, x_va = self._features(store, rows), self._features(store, vr)
-        for name, arr in (("training", x), ("validation", x_va)):
-            if not np.isfinite(arr).all():
-                raise NarError(f"store {store.path}: features of {name} architectures hold NaN or "
-                               f"infinite values (the store is damaged); check it with `nar-cli verify` "
-                               f"and re-run `nar-cli encode`")
-        previous = self.members if self.finetune_epochs > 0 and self.members else None
         distill_cells = self._distill_cells(store, rows)
+        for name, arr in (("training architectures", x), ("validation architectures", x_va),
+                          ("cells drawn for distillation", distill_cells)):
+            if arr is not None and not np.isfinite(arr).all():
+                raise NarError(f"store {store.path}: features of {name} hold NaN or infinite values (the "
+                               "store is damaged); check it with `nar-cli verify` and re-run `nar-cli encode`")
+        previous = self.members if self.finetune_epochs > 0 and self.members else None
         encoder = None
         if previous is None and self.use_pretrained:
             from nar.pretrain import pretrained_encoder
@@ -171,19 +171,14 @@ class Ranker(Predictor):
         return self
 
     def _distill_cells(self, store, rows) -> np.ndarray | None:
-        """Features of the cells the ensemble will be distilled on (nar/distill.py), read and
-        checked before any training; None when this fit is not distilled."""
+        """Features of the cells the ensemble will be distilled on (nar/distill.py), read before
+        any training (and checked with the training cells); None when this fit is not distilled."""
         from nar.distill import distill_rows
 
         d = self.config.distill
         if d.cells <= 0 or self.config.n_ensemble <= 1 or self.finetune_epochs > 0:
             return None
-        arr = self._features(store, distill_rows(store.n, rows, d.cells, d.seed))
-        if not np.isfinite(arr).all():
-            raise NarError(f"store {store.path}: features of cells drawn for distillation hold NaN or infinite "
-                           "values (the store is damaged); check it with `nar-cli verify` and re-run `nar-cli "
-                           "encode`, or set distill.cells 0")
-        return arr
+        return self._features(store, distill_rows(store.n, rows, d.cells, d.seed))
 
     def _distill(self, members, cells, x, y, progress):
         """The ensemble ``members`` distilled into one network on the feature rows ``cells``."""

@@ -26,15 +26,22 @@ def _one_batch(models, feats, i: int, batch_size: int, device, tta_orders: int):
         if tta_orders > 0:
             gen = torch.Generator().manual_seed(i)
             views += [topo_permute_101(x.cpu(), gen).to(device) for _ in range(tta_orders)]
-        prob, score = 0.0, 0.0
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            for view in views:
-                for m in models:
-                    logits, s, _ = m(view)
-                    prob = prob + torch.softmax(logits.float(), -1)
-                    score = score + s.float()
-        tier = (prob.argmax(-1) + 1).cpu().numpy()
-        return tier, (score / (len(models) * len(views))).cpu().numpy()
+        prob, score = summed_outputs(models, views)
+        return (prob.argmax(-1) + 1).cpu().numpy(), (score / (len(models) * len(views))).cpu().numpy()
+
+
+def summed_outputs(models, views):
+    """(tier probabilities, scores) of ``models`` summed over the models and the ``views`` (the
+    same rows, e.g. vertex re-orderings); divided by their number they are the ensemble's two
+    outputs. Call under no_grad."""
+    prob, score = 0.0, 0.0
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=views[0].device.type == "cuda"):
+        for view in views:
+            for m in models:
+                logits, s, _ = m(view)
+                prob = prob + torch.softmax(logits.float(), -1)
+                score = score + s.float()
+    return prob, score
 
 
 def predict_batched(models, feats, batch_size: int = 1024, device=None, tta_orders: int = 0):

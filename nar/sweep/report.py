@@ -75,12 +75,13 @@ def _search_reports(cells, out) -> dict:
     return reps
 
 
-def collect(cells, out, milestones=DEFAULT_MILESTONES) -> tuple[list[dict], dict]:
+def collect(cells, out, milestones=DEFAULT_MILESTONES, searched=None) -> tuple[list[dict], dict]:
     """Tidy rows of the complete cells, and counts {"done", "failed", "missing"}; search cells
-    give their figures at ``milestones`` (:mod:`nar.sweep.report_search`)."""
+    give their figures at ``milestones`` (:mod:`nar.sweep.report_search`). ``searched``: the
+    search reports already read (:func:`_search_reports`; None = read them here)."""
     out = Path(out)
     rows, counts = [], {"done": 0, "failed": 0, "missing": 0}
-    searched = _search_reports(cells, out)
+    searched = _search_reports(cells, out) if searched is None else searched
     labels = {c.name: c.labels for c in cells}
     books = rank_books([(labels[n], rep) for n, rep in searched.items()])
     for c in cells:
@@ -243,17 +244,18 @@ def _plot_tau(rows, path) -> Path | None:
     return _save(fig, path)
 
 
-def _plot_search(cells, out, path) -> list[Path]:
+def _plot_search(cells, searched: dict, path) -> list[Path]:
     """``path``: one axis per data and dataset, the mean strict pick against queries per search
     method with the optimum drawn (the figure of ``bench/bench_search.py``); and the same panel
-    alone as ``search_<data>_<dataset>.png`` beside it. Returns the files written."""
+    alone as ``search_<data>_<dataset>.png`` beside it. ``searched``: {cell name: search.json}
+    of the complete search cells. Returns the files written."""
     from nar.plot import draw_query_curves
 
     curves, info, reps = defaultdict(dict), {}, []
     for c in cells:
-        if c.kind != "search" or cell_status(out, c.name) != "done":
+        if c.name not in searched:
             continue
-        rep = _read(Path(out) / c.name / "search.json") or {}
+        rep = searched[c.name]
         reps.append((c.labels, rep))
         cur = rep.get("strict_protocol", {}).get("curve")
         if cur:
@@ -299,7 +301,8 @@ def write_report(cells, out, title: str, milestones=DEFAULT_MILESTONES) -> dict:
     """Write results.csv, summary.md and the plots into ``OUT/report``; returns their paths
     and the counts. ``milestones``: the query counts of the search tables."""
     out = Path(out)
-    rows, counts = collect(cells, out, milestones)
+    searched = _search_reports(cells, out)  # read once: the tables and the plots use them
+    rows, counts = collect(cells, out, milestones, searched)
     rep = out / "report"
     buf = io.StringIO()
     w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
@@ -311,7 +314,7 @@ def write_report(cells, out, title: str, milestones=DEFAULT_MILESTONES) -> dict:
     tau = _plot_tau(rows, rep / "tau_vs_train_size.png")
     if tau is not None:
         paths["tau_plot"] = tau
-    for i, p in enumerate(_plot_search(cells, out, rep / "search_vs_queries.png")):
+    for i, p in enumerate(_plot_search(cells, searched, rep / "search_vs_queries.png")):
         paths["search_plot" if i == 0 else f"search_plot_{p.stem}"] = p
     log.info("report of %d complete cells written to %s", counts["done"], rep)
     return {"paths": paths, "counts": counts, "rows": len(rows)}
