@@ -45,10 +45,13 @@ def nar_surrogate(ctx: SearchContext, cfg, finetune_epochs: int = 0):
     """An unfitted NAR :class:`~nar.nar_predictor.Ranker` for :func:`iterative_search`: an
     ensemble of ``cfg.n_ensemble`` rankers (seeds cfg.seed, cfg.seed+1, ...) refitted on ALL
     queried cells each round (no validation split: the config's weight averaging,
-    ``swa_epochs``, replaces the choice of a best epoch; no pre-trained encoder). With
-    ``finetune_epochs`` > 0, later rounds start from the previous members and run that many
-    epochs."""
+    ``swa_epochs``, replaces the choice of a best epoch; no pre-trained encoder; never distilled:
+    its members' disagreement is the acquisition's uncertainty). With ``finetune_epochs`` > 0,
+    later rounds start from the previous members and run that many epochs."""
+    import dataclasses
+
     from nar.nar_predictor import Ranker
+    cfg = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, cells=0))
     return Ranker(cfg, dataset=ctx.dataset, finetune_epochs=finetune_epochs, use_pretrained=False)
 
 

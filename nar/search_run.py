@@ -258,8 +258,8 @@ def search_iterations(cfg, scfg, iterations) -> int:
 def surrogate_config(cfg, scfg):
     """The NAR surrogate's training config in the query-efficient mode: the ranker config with
     the ``sampler.surrogate_*`` sizes (epochs, weight-average epochs, batch, ensemble), never
-    distilled (it is refitted every round and scores one pool; its members' disagreement is
-    the acquisition's uncertainty)."""
+    distilled (as every surrogate of :func:`nar.iterative.nar_surrogate`: its members'
+    disagreement is the acquisition's uncertainty)."""
     import dataclasses
     return dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, cells=0),
                                ranker_epochs=scfg.surrogate_epochs,

@@ -130,3 +130,14 @@ def test_damaged_features_of_a_distillation_cell_are_one_error(tmp_path):
     rows = np.arange(100)
     with pytest.raises(NarError, match="drawn for distillation hold NaN"):
         Ranker(cfg, dataset="cifar10").fit(str(path), rows, y[rows])
+
+
+def test_search_surrogates_are_never_distilled(tmp_path):
+    """The strict pick's held-out refit builds its ranker through nar_surrogate too."""
+    from nar.iterative import nar_surrogate
+
+    class Ctx:
+        dataset = "cifar10"
+
+    cfg = load_config(CFG101, [{**_kw(200, n_ensemble=2), "seed": 0}])
+    assert cfg.distill.cells == 200 and nar_surrogate(Ctx(), cfg).config.distill.cells == 0
