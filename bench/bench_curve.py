@@ -32,7 +32,7 @@ from bench_ranking import (BASELINE_MODELS, NAR_MODELS, Setting, fit_predict_bas
                            fit_predict_nar)
 from cache.store import Store  # noqa: E402
 from nar.data import make_split  # noqa: E402
-from nar.metrics import assign_tiers, ranking_metrics, tier_thresholds  # noqa: E402
+from nar.metrics import assign_tiers, mean_std, ranking_metrics, tier_thresholds  # noqa: E402
 from pipeline.atomic import atomic_path, write_text_atomic  # noqa: E402
 from pipeline.errors import NarError  # noqa: E402
 
@@ -66,14 +66,6 @@ def run_one(model, store, ds, n, seed, y_label, y_target):
             "seconds": seconds, **{k: res[k] for k in METRICS}, "heldout": res["n"]}
 
 
-def _fmt(vals, digits=3):
-    vals = [v for v in vals if v is not None and np.isfinite(v)]
-    if not vals:
-        return "–"
-    m = f"{np.mean(vals):.{digits}f}"
-    return m if len(vals) == 1 else f"{m} ± {np.std(vals):.{digits}f}"
-
-
 def tables(rows: list[dict]) -> str:
     out = ["# Ranking curve: held-out Kendall tau against training size", "",
            "N = labelled cells used in all (validation cells, where a model has them, come out of N); "
@@ -94,7 +86,7 @@ def tables(rows: list[dict]) -> str:
                 cells = []
                 for n in sizes:
                     v = [r[metric] for r in sub if r["model"] == m and r["n"] == n]
-                    cells.append(f"{_fmt(v, digits)} (n={len(v)})" if v else "–")
+                    cells.append(f"{mean_std(v, '{:.%df}' % digits)} (n={len(v)})" if v else "–")
                 out.append(f"| {m} | " + " | ".join(cells) + " |")
             out.append("")
     return "\n".join(out)

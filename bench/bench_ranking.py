@@ -25,7 +25,7 @@ from bench.benchlib import peak_rss_mib, run_script  # noqa: E402
 from cache.store import Store  # noqa: E402
 from nar.baselines import create_baseline  # noqa: E402
 from nar.data import make_split  # noqa: E402
-from nar.metrics import assign_tiers, ranking_metrics, tier_thresholds  # noqa: E402
+from nar.metrics import assign_tiers, mean_std, ranking_metrics, tier_thresholds  # noqa: E402
 from nar.presets import BASELINE_PRESETS, NAR_PRESETS, preset_config  # noqa: E402
 from pipeline.atomic import write_text_atomic  # noqa: E402
 from pipeline.errors import NarError  # noqa: E402
@@ -127,15 +127,6 @@ def run_setting(setting: Setting, store: Store, models, seeds, quick: bool) -> d
     return out
 
 
-def _cell(values, fmt="{:.3f}") -> str:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "–"
-    if len(vals) == 1:
-        return fmt.format(vals[0])
-    return f"{fmt.format(np.mean(vals))} ± {fmt.format(np.std(vals))}"
-
-
 def markdown(results: dict, seeds, quick: bool) -> str:
     lines = [f"# Ranking on held-out architectures (seeds {','.join(map(str, seeds))}"
              f"{', QUICK: few epochs' if quick else ''})", "",
@@ -152,8 +143,8 @@ def markdown(results: dict, seeds, quick: bool) -> str:
                 lines.append(f"| {m} | n/a: {r['error']} |  |  |  |  |  |  |  |")
                 continue
             ms = r["metrics"]
-            row = [_cell([x[k] for x in ms], "{:.1f}" if k == "n_at_10" else "{:.3f}") for k in METRICS]
-            lines.append(f"| {m} | " + " | ".join(row) + f" | {_cell(r['seconds'], '{:.1f}')} | "
+            row = [mean_std([x[k] for x in ms], "{:.1f}" if k == "n_at_10" else "{:.3f}") for k in METRICS]
+            lines.append(f"| {m} | " + " | ".join(row) + f" | {mean_std(r['seconds'], '{:.1f}')} | "
                          f"{ms[0]['n']} |")
         lines.append("")
     return "\n".join(lines)

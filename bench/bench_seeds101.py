@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -22,6 +21,7 @@ sys.path.insert(0, str(REPO))
 from cache.store import Store  # noqa: E402
 from nar import api  # noqa: E402
 from nar.data import load_features, make_split  # noqa: E402
+from nar.rankstats import kendalltau  # noqa: E402
 
 
 def main() -> int:
@@ -42,7 +42,7 @@ def main() -> int:
                          val_size=0, **json.loads(a.set))
         split = make_split(y, a.n, 0, seed)
         _, score = ranker.predict(load_features(store, "cifar10", split.rest))
-        taus.append(float(kendalltau(score, y[split.rest]).statistic))
+        taus.append(kendalltau(score, y[split.rest]))
         print(f"N={a.n} seed {seed}: tau {taus[-1]:.4f} ({time.perf_counter() - t0:.1f} s)", flush=True)
     print(f"N={a.n} seeds {a.seeds}: mean {np.mean(taus):.4f} ± {np.std(taus, ddof=1) if len(taus) > 1 else 0:.4f}")
     return 0

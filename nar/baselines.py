@@ -14,9 +14,9 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from scipy import stats
 
 from nar.predictor import Predictor, check_fit_input, open_data
+from nar.rankstats import kendalltau, rankdata
 from pipeline.atomic import atomic_path
 from pipeline.errors import NarError
 from pipeline.spaces import bench_of, space_of
@@ -118,7 +118,7 @@ class Baseline(Predictor):
         x = self._features(store, rows)
         if len(x) < 10:
             raise NarError(f"baseline {self.name} needs at least 10 training rows, got {len(x)}")
-        fit_y = stats.rankdata(y) / len(y) if self.target == "rank" else y  # rank share: robust to the failed-cell tail
+        fit_y = rankdata(y) / len(y) if self.target == "rank" else y  # rank share: robust to the failed-cell tail
         self._fit(x, fit_y)
         self.fitted = True
         self.score_thresholds = tier_thresholds(self.predict(store, rows), self.n_tier)
@@ -127,14 +127,12 @@ class Baseline(Predictor):
         return self
 
     def _validate(self, store, y, vr, vy, monitor) -> None:
-        from scipy.stats import kendalltau
-
         from nar.metrics import assign_tiers, tier_thresholds
 
         tau = val_acc = float("nan")
         if len(vr) > 1:
             score_va = self.predict(store, vr)
-            tau = float(kendalltau(score_va, vy).statistic)
+            tau = kendalltau(score_va, vy)
             truth = assign_tiers(vy, tier_thresholds(y, self.n_tier))
             val_acc = float((assign_tiers(score_va, self.score_thresholds) == truth).mean())
         if monitor is not None:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from nar.augment import AUGMENTS
-from nar.config_ranges import RANGES, SEED_MAX
+from nar.config_ranges import AUGMENTS, RANGES, SEED_MAX
 from nar.search_config import SamplerConfig
 from nar.stage_config import DistillConfig, PretrainConfig
 from pipeline.errors import NarError

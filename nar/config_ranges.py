@@ -1,6 +1,7 @@
-"""The allowed range of every numeric config key, checked when a config is read
+"""The allowed values of config keys: the range of every numeric key, checked when a config is read
 (:func:`nar.config.load_config`): (low, high, low excluded, high excluded); None = unbounded."""
 
+AUGMENTS = ("none", "topo")  # the values of the key `augment` (nar/augment.py)
 SEED_MAX = 2 ** 32 - 1  # numpy's and LightGBM's generators take 32-bit seeds
 
 # Range of every numeric key: (low, high, low excluded, high excluded); None = unbounded.

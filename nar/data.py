@@ -41,6 +41,24 @@ def store_keys(store: Store) -> np.ndarray:
     return np.char.decode(np.asarray(store.array("key")), "ascii").astype(object)
 
 
+def training_meta(cfg, store: Store, dataset: str, y_train, train_rows, val_rows, label: str) -> dict:
+    """What a NAR checkpoint records of its training (besides the weights): the resolved
+    config, the data (bench, dataset, label, the store's checksum and fingerprint), the tier
+    cut points of the training labels and the keys of the training and validation cells."""
+    from nar.metrics import tier_thresholds
+
+    def keys(rows):
+        raw = np.asarray(store.array("key"))[np.asarray(rows, np.int64)]
+        return [k.decode("ascii") if isinstance(k, bytes) else str(k) for k in raw]
+
+    return {"config": cfg.to_dict(), "bench": store.bench, "dataset": dataset,
+            "n_arch_patch": cfg.ranker.n_arch_patch, "d_patch": cfg.ranker.d_patch,
+            "tier_thresholds": [float(v) for v in tier_thresholds(y_train, cfg.ranker.n_tier)], "label": label,
+            "train_keys": keys(train_rows), "val_keys": keys(val_rows),
+            "store_sha256": str(store.attrs.get("source_sha256", "")),
+            "store_fingerprint": store_fingerprint(store), "seed": int(cfg.seed)}
+
+
 def _finite_any(a: np.ndarray) -> bool:
     return bool(np.isfinite(a).any())
 

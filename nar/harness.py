@@ -16,8 +16,7 @@ import numpy as np
 from cache.store import Store
 from nar.config import Config, load_config, validate_config
 from nar.console import DETAIL
-from nar.data import Split, label_array, make_split, open_store, store_fingerprint, store_keys
-from nar.metrics import tier_thresholds
+from nar.data import Split, label_array, make_split, open_store, store_keys, training_meta
 from nar.predictor import Predictor, config_archs, create_predictor
 from pipeline.atomic import check_output_dir, make_dirs, output_error, remove_stale_temps, temp_path
 from pipeline.errors import NarError
@@ -60,15 +59,9 @@ def prepare(cfg: Config, data, sha256=None, skip_sha256=False) -> Prepared:
 
 
 def base_meta(prep: Prepared) -> dict:
-    cfg = prep.cfg
-    thresholds = tier_thresholds(prep.y[prep.split.train], cfg.ranker.n_tier)
-    return {"config": cfg.to_dict(), "bench": cfg.bench, "dataset": prep.dataset,
-            "n_arch_patch": cfg.ranker.n_arch_patch, "d_patch": cfg.ranker.d_patch,
-            "tier_thresholds": [float(v) for v in thresholds], "label": prep.label,
-            "train_keys": [str(k) for k in prep.keys[prep.split.train]],
-            "val_keys": [str(k) for k in prep.keys[prep.split.val]],
-            "store_sha256": str(prep.store.attrs.get("source_sha256", "")),
-            "store_fingerprint": store_fingerprint(prep.store), "seed": int(cfg.seed)}
+    """The run's checkpoint metadata: :func:`nar.data.training_meta` of its split and label."""
+    s = prep.split
+    return training_meta(prep.cfg, prep.store, prep.dataset, prep.y[s.train], s.train, s.val, prep.label)
 
 
 class RunDir:

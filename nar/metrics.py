@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import stats
 
+from nar.rankstats import kendalltau, rankdata, spearmanr
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def ranking_metrics(score, target, pred_tier=None, true_tier=None) -> dict:
 
     Architectures whose target is NaN are dropped first (together with their tiers); a NaN
     score is an error. Returns a dict:
-    ``kendalltau`` (scipy tau-b), ``spearman``, ``precision_10`` / ``precision_100`` (share of
+    ``kendalltau`` (tau-b), ``spearman``, ``precision_10`` / ``precision_100`` (share of
     the K best-scored architectures that are among the K truly best; K is capped at n),
     ``n_at_10`` (best true rank, 1 = best, among the 10 best-scored; an int),
     ``tier_accuracy`` (share of ``pred_tier == true_tier``; None when tiers are not given)
@@ -59,8 +59,8 @@ def ranking_metrics(score, target, pred_tier=None, true_tier=None) -> dict:
         raise NarError(f"score is not finite at kept position {bad[0]} ({len(bad)} in all); check the model output")
 
     out = {
-        "kendalltau": float(stats.kendalltau(score, target).statistic),
-        "spearman": float(stats.spearmanr(score, target).statistic),
+        "kendalltau": kendalltau(score, target),
+        "spearman": spearmanr(score, target),
     }
     by_score = np.argsort(-score, kind="stable")
     by_target = np.argsort(-target, kind="stable")
@@ -68,7 +68,7 @@ def ranking_metrics(score, target, pred_tier=None, true_tier=None) -> dict:
         kk = min(k, n)
         hits = np.intersect1d(by_score[:kk], by_target[:kk], assume_unique=True)
         out[f"precision_{k}"] = len(hits) / kk
-    true_rank = stats.rankdata(-target, method="min")  # 1 = best; ties share the better rank
+    true_rank = rankdata(-target, method="min")  # 1 = best; ties share the better rank
     out["n_at_10"] = int(true_rank[by_score[:min(10, n)]].min())
     if pred_tier is not None:
         pt, tt = np.asarray(pred_tier), np.asarray(true_tier)
@@ -79,6 +79,17 @@ def ranking_metrics(score, target, pred_tier=None, true_tier=None) -> dict:
         out["tier_accuracy"] = None
     out["n"] = n
     return out
+
+
+def mean_std(values, fmt: str = "{:.3f}") -> str:
+    """How a metric over seeds is written in every table: "mean ± std" (population std), the
+    value alone for one seed, "–" for none; None and non-finite values are left out."""
+    vals = [float(v) for v in values if v is not None and np.isfinite(float(v))]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return fmt.format(vals[0])
+    return f"{fmt.format(np.mean(vals))} ± {fmt.format(np.std(vals))}"
 
 
 def _check_acc(acc, n_tier: int) -> np.ndarray:

@@ -118,7 +118,6 @@ class Ranker(Predictor):
 
     def fit(self, store, rows, labels, *, val_rows=None, val_labels=None, monitor=None, progress=False):
         """Train the ensemble on rows ``rows`` of ``store`` (accuracies ``labels``); returns self."""
-        from nar.metrics import tier_thresholds
         from nar.train import train_ranker
 
         store, rows, y, vr, vy = check_fit_input(store, rows, labels, val_rows, val_labels)
@@ -160,14 +159,9 @@ class Ranker(Predictor):
         if distill_cells is not None:
             members = [self._distill(members, distill_cells, x, y, progress)]
         self.members = members
-        from nar.data import store_fingerprint
+        from nar.data import training_meta
 
-        self.meta = {"config": cfg.to_dict(), "bench": store.bench, "dataset": self.dataset,
-                     "n_arch_patch": cfg.ranker.n_arch_patch, "d_patch": cfg.ranker.d_patch,
-                     "tier_thresholds": [float(v) for v in tier_thresholds(y, cfg.ranker.n_tier)],
-                     "label": "given", "train_keys": _keys(store, rows), "val_keys": _keys(store, vr),
-                     "store_sha256": str(store.attrs.get("source_sha256", "")),
-                     "store_fingerprint": store_fingerprint(store), "seed": int(cfg.seed)}
+        self.meta = training_meta(cfg, store, self.dataset, y, rows, vr, "given")
         return self
 
     def _distill_cells(self, store, rows) -> np.ndarray | None:
@@ -285,9 +279,3 @@ def mean_tau(rows) -> str:
 
 def _is_store(x) -> bool:
     return isinstance(x, (str, Path)) or (hasattr(x, "data") and hasattr(x, "n"))
-
-
-def _keys(store, rows) -> list[str]:
-    """Architecture keys of ``rows`` (decoded for those rows only)."""
-    raw = np.asarray(store.array("key"))[np.asarray(rows, np.int64)]
-    return [k.decode("ascii") if isinstance(k, bytes) else str(k) for k in raw]

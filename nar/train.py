@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import torch
-from scipy.stats import kendalltau
 
 from nar.augment import augment_batch
 from nar.config import Config
@@ -18,6 +17,7 @@ from nar.metrics import assign_tiers, tier_labels, tier_thresholds
 from nar.model import NARanker, build_model, nar_loss
 from nar.predict import predict_batched  # noqa: F401  (re-exported: callers import it from here)
 from nar.pretrain import load_encoder
+from nar.rankstats import kendalltau
 from pipeline.errors import NarError
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _epochs(cfg, model, opt, x, y, t, val_feats, val_labels, val_tiers, epochs, 
                "rank_loss": rank_sum / seen, "lr": lr, "train_tier_acc": correct / seen}
         if len(val_labels) and ((epoch + 1) % cfg.validate_freq == 0 or epoch + 1 == cfg.ranker_epochs):
             vt, vs = predict_batched([model], val_feats, cfg.val_bs, device)
-            tau = float(kendalltau(vs, val_labels).statistic) if len(vs) > 1 else float("nan")
+            tau = kendalltau(vs, val_labels)
             row.update(val_tier_acc=float((vt == val_tiers).mean()), val_kendalltau=tau)
             if np.isfinite(tau) and tau > best_tau:
                 best_tau = tau
@@ -183,7 +183,7 @@ def _finish(cfg, model, history, best_state, swa_sum, swa_n, x, t, val_feats, va
         if len(val_labels) > 1:
             _, vs = predict_batched([best], val_feats, cfg.val_bs, device)
             log.log(DETAIL, "weight average of the last %d epochs: val tau %.4f", swa_n,
-                    float(kendalltau(vs, val_labels).statistic))
+                    kendalltau(vs, val_labels))
     elif best_state is not None and history and not history[-1].get("best"):
         best = copy.deepcopy(model)
         best.load_state_dict(best_state)

@@ -234,6 +234,33 @@ def test_loky_workers_match_in_process(swept, store, tmp_path):
         assert info["pid"] != os.getpid() and info["code"] == str(REPO)  # workers import this checkout
 
 
+def test_workers_started_early_run_the_cells(store, tmp_path, monkeypatch):
+    """run_sweep starts the loky pool before checking the grid; the cells then run on those
+    very workers (joblib reuses the pool), and none of them on this process."""
+    from joblib.externals.loky import get_reusable_executor
+
+    import nar.sweep.runner as runner
+
+    get_reusable_executor(max_workers=1).shutdown(wait=True)  # a fresh pool, as in a new process
+    started = []
+
+    class Recorded(runner.WorkerStart):
+        def __init__(self, jobs):
+            super().__init__(jobs)
+            started.append(self)
+
+    monkeypatch.setattr(runner, "WorkerStart", Recorded)
+    spec = write_spec(tmp_path / "s.yaml", store, tmp_path / "out", models={"tiny": {"config": CFG201, "set": TINY_NAR}},
+                      train_sizes=[[60, 20]], seeds=[0, 1, 2])
+    res = run_sweep(spec, jobs=2)["result"]
+    assert res.done == 3 and len(started) == 1 and started[0].error is None
+    assert len(set(started[0].pids)) == 2 and os.getpid() not in started[0].pids
+    pids = {json.loads((tmp_path / "out" / n / "sweep_cell.json").read_text())["pid"]
+            for n in cell_dirs(tmp_path / "out")["done"]}
+    assert pids <= set(started[0].pids)
+    assert runner.start_workers("local", 1) is None and runner.start_workers("ray", 2) is None
+
+
 def test_lightgbm_rank_agrees_with_bench_ranking(store, tmp_path, monkeypatch):
     """The sweep's lightgbm_rank cell = bench_ranking's lightgbm_rank on the same split."""
     spec = write_spec(tmp_path / "s.yaml", store, tmp_path / "out", seeds=[0],

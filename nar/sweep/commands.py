@@ -11,18 +11,23 @@ log = logging.getLogger(__name__)
 
 
 def run_sweep(spec_path, backend="local", jobs=None, address=None, gpus_per_cell=0.0, retry_failed=False,
-              report_only=False, progress=False) -> dict:
-    """Check the spec, run the missing cells (unless ``report_only``), write the report.
-    Returns {"spec", "out", "cells", "result" (a SweepResult or None), "report"}."""
-    from nar.sweep.grid import expand
-    from nar.sweep.report import write_report
-    from nar.sweep.runner import check_ray_address, run_cells
+              report_only=False, progress=False, with_report=True) -> dict:
+    """Check the spec, run the missing cells (unless ``report_only``), write the report (unless
+    not ``with_report``). Returns {"spec", "out", "cells", "result" (a SweepResult or None), "report"}."""
+    from nar.sweep.runner import check_ray_address, run_cells, start_workers
     from nar.sweep.spec import load_spec
 
     spec = load_spec(spec_path)
     if backend == "ray":
         check_ray_address(address)  # before the stores are opened or encoded
-    cells = expand(spec)
+    workers = None if report_only else start_workers(backend, jobs)
+    try:
+        from nar.sweep.grid import expand
+
+        cells = expand(spec)
+    finally:
+        if workers is not None:
+            workers.wait()
     result = None
     if not report_only:
         result = run_cells(cells, spec.out, backend=backend, jobs=jobs, address=address,
@@ -30,6 +35,10 @@ def run_sweep(spec_path, backend="local", jobs=None, address=None, gpus_per_cell
     elif not spec.out.is_dir():
         from pipeline.errors import NarError
         raise NarError(f"sweep output {spec.out} does not exist; run `nar-cli sweep {spec_path}` first")
+    if not with_report:
+        return {"spec": spec, "out": spec.out, "cells": cells, "result": result, "report": None}
+    from nar.sweep.report import write_report
+
     report = write_report(cells, spec.out, spec.name, spec.milestones)
     return {"spec": spec, "out": spec.out, "cells": cells, "result": result, "report": report}
 

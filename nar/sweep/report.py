@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nar.metrics import mean_std
 from nar.sweep.cell import SETTINGS, cell_status
 from nar.sweep.report_search import DEFAULT_MILESTONES, milestone_rows, rank_books, search_tables
 from pipeline.atomic import atomic_path, write_text_atomic
@@ -109,15 +110,6 @@ def collect(cells, out, milestones=DEFAULT_MILESTONES, searched=None) -> tuple[l
     return rows, counts
 
 
-def _ms(vals, fmt="{:.3f}") -> str:
-    vals = [float(v) for v in vals if v is not None and np.isfinite(float(v))]
-    if not vals:
-        return "–"
-    if len(vals) == 1:
-        return fmt.format(vals[0])
-    return f"{fmt.format(np.mean(vals))} ± {fmt.format(np.std(vals))}"
-
-
 def _group(rows, keys):
     g = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -135,10 +127,10 @@ def _rank_tables(rank) -> list[str]:
                   "|---|---|" + "---|" * (len(RANK_HEAD) + 2)]
         for (model,), ms in _group(rs, ["model"]).items():
             seeds = len({r["seed"] for r in rs if r["model"] == model})
-            cells = [_ms(ms.get((k, None), []), "{:.1f}" if k == "n_at_10" else "{:.3f}") for k in RANK_METRICS]
+            cells = [mean_std(ms.get((k, None), []), "{:.1f}" if k == "n_at_10" else "{:.3f}") for k in RANK_METRICS]
             lines.append(f"| {model} | {seeds} | " + " | ".join(cells) +
-                         f" | {_ms(ms.get(('seconds_train', None), []), '{:.1f}')} | "
-                         f"{_ms(ms.get(('n_heldout', None), []), '{:.0f}')} |")
+                         f" | {mean_std(ms.get(('seconds_train', None), []), '{:.1f}')} | "
+                         f"{mean_std(ms.get(('n_heldout', None), []), '{:.0f}')} |")
         lines.append("")
     return lines
 
@@ -166,7 +158,7 @@ def _curve_tables(rank) -> list[str]:
                 cells = []
                 for n, v in sizes:
                     vals = by.get((m, n, v), {}).get((metric, None), [])
-                    cells.append(f"{_ms(vals, fmt)} (n={len(vals)})" if vals else "–")
+                    cells.append(f"{mean_std(vals, fmt)} (n={len(vals)})" if vals else "–")
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
             lines.append("")
     return lines
@@ -183,11 +175,11 @@ def _sample_table(sampled) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for (data, ds, model, n), ms in _group(sampled, ["data", "dataset", "model", "train_size"]).items():
         def get(name, fmt, ms=ms):
-            return _ms(ms.get((name, None), []), fmt)
+            return mean_std(ms.get((name, None), []), fmt)
 
-        pb = _ms(_first(ms, "paper_best_", "paper_best_rank"), "{:.2f}")
-        sp = _ms(_first(ms, "strict_pick_", "strict_pick_rank"), "{:.2f}")
-        rr = _ms(_first(ms, "random_ref_pick_", None), "{:.2f}")
+        pb = mean_std(_first(ms, "paper_best_", "paper_best_rank"), "{:.2f}")
+        sp = mean_std(_first(ms, "strict_pick_", "strict_pick_rank"), "{:.2f}")
+        rr = mean_std(_first(ms, "random_ref_pick_", None), "{:.2f}")
         lines.append(f"| {data} | {ds} | {model} | {n} | {pb} ({get('paper_best_rank', '{:.1f}')}) | "
                      f"{sp} ({get('strict_pick_rank', '{:.1f}')}) | {get('strict_queries', '{:.0f}')} | "
                      f"{rr} ({get('random_ref_median_rank', '{:.1f}')}) |")

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,10 +89,59 @@ def _in_process(cells, out):
         yield run_cell(c, out)
 
 
-def _loky(cells, out, jobs):
-    from joblib import Parallel, delayed, parallel_config
+def _loky_config():
+    """The one loky setting of every local worker call, so that joblib reuses one pool."""
+    from joblib import parallel_config
 
-    with parallel_config(backend="loky", inner_max_num_threads=1):
+    return parallel_config(backend="loky", inner_max_num_threads=1)
+
+
+def _warm_worker() -> int:
+    """Import what a cell runs: torch and the training code (about 3 s here) and torch._dynamo,
+    which torch imports on the first use of an optimiser (about 2 s more)."""
+    import torch._dynamo  # noqa: F401
+    import nar.evaluate  # noqa: F401
+    import nar.harness  # noqa: F401
+
+    return os.getpid()
+
+
+class WorkerStart:
+    """The local worker pool, started in a background thread: each worker imports the cell
+    code while the sweep checks its grid (which imports torch and opens the stores), so the
+    two costs overlap instead of adding up. :func:`_loky` reuses the same pool."""
+
+    def __init__(self, jobs: int):
+        self.jobs, self.error, self.pids = jobs, None, []
+        self._thread = threading.Thread(target=self._run, name="nar-sweep-workers")
+        self._thread.start()
+
+    def _run(self):
+        from joblib import Parallel, delayed
+
+        try:
+            with _loky_config():
+                self.pids = Parallel(n_jobs=self.jobs, batch_size=1)(delayed(_warm_worker)() for _ in range(self.jobs))
+        except Exception as e:  # the sweep's own call reports a broken pool with its cells
+            self.error = e
+            log.debug("starting the worker pool failed: %s", e)
+
+    def wait(self):
+        self._thread.join()
+
+
+def start_workers(backend: str = "local", jobs: int | None = None) -> WorkerStart | None:
+    """Start the worker pool early when the sweep will use local workers (``jobs`` > 1)."""
+    if backend != "local" or (jobs is not None and jobs < 2):
+        return None
+    jobs = jobs or default_jobs()
+    return WorkerStart(jobs) if jobs > 1 else None
+
+
+def _loky(cells, out, jobs):
+    from joblib import Parallel, delayed
+
+    with _loky_config():
         # one cell per task: cells last seconds to hours, so batching them only unbalances the end
         par = Parallel(n_jobs=jobs, batch_size=1, return_as="generator_unordered")
         yield from par(delayed(run_cell)(c, str(out)) for c in cells)
