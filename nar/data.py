@@ -36,9 +36,10 @@ def store_fingerprint(store: Store) -> str:
     return f"{store.bench}:{store.n}:{a.get('source_sha256', '')}:{a.get('created', '')}"
 
 
-def store_keys(store: Store) -> np.ndarray:
-    """Architecture keys as Python str (NB101 hash or NB201 string)."""
-    return np.char.decode(np.asarray(store.array("key")), "ascii").astype(object)
+def store_keys(store: Store, rows=None) -> np.ndarray:
+    """Architecture keys as Python str (NB101 hash or NB201 string), of ``rows`` only when given."""
+    raw = np.asarray(store.array("key"))
+    return np.char.decode(raw if rows is None else raw[np.asarray(rows, np.int64)], "ascii").astype(object)
 
 
 def training_meta(cfg, store: Store, dataset: str, y_train, train_rows, val_rows, label: str) -> dict:
@@ -48,8 +49,7 @@ def training_meta(cfg, store: Store, dataset: str, y_train, train_rows, val_rows
     from nar.metrics import tier_thresholds
 
     def keys(rows):
-        raw = np.asarray(store.array("key"))[np.asarray(rows, np.int64)]
-        return [k.decode("ascii") if isinstance(k, bytes) else str(k) for k in raw]
+        return [str(k) for k in store_keys(store, rows)]
 
     return {"config": cfg.to_dict(), "bench": store.bench, "dataset": dataset,
             "n_arch_patch": cfg.ranker.n_arch_patch, "d_patch": cfg.ranker.d_patch,

@@ -3,8 +3,8 @@
 They give the figures scipy.stats gives (``kendalltau``, ``spearmanr``, ``rankdata``; the
 tests compare them value for value) without importing scipy.stats, which costs about a
 second in every process that trains or evaluates (each ``nar-cli`` command, each sweep
-worker). O(n log n) time and O(n) memory: the whole NB101 space (423,624 cells) takes
-about a second.
+worker). O(n log n) time and O(n) memory: Kendall's tau over the whole NB101 space (423,624
+cells) takes about 0.5 s (scipy: 0.1 s).
 """
 from __future__ import annotations
 

@@ -35,11 +35,11 @@ def run_sweep(spec_path, backend="local", jobs=None, address=None, gpus_per_cell
     elif not spec.out.is_dir():
         from pipeline.errors import NarError
         raise NarError(f"sweep output {spec.out} does not exist; run `nar-cli sweep {spec_path}` first")
-    if not with_report:
-        return {"spec": spec, "out": spec.out, "cells": cells, "result": result, "report": None}
-    from nar.sweep.report import write_report
+    report = None
+    if with_report:
+        from nar.sweep.report import write_report
 
-    report = write_report(cells, spec.out, spec.name, spec.milestones)
+        report = write_report(cells, spec.out, spec.name, spec.milestones)
     return {"spec": spec, "out": spec.out, "cells": cells, "result": result, "report": report}
 
 
