@@ -82,7 +82,8 @@ def test_encode_killed_leaves_nothing_partial(json201, tmp_path, sig):
     out = tmp_path / "s.h5"
     rc, err, kids = _kill_at(_cli("encode", "--bench", 201, "--data_path", json201, "--out", out,
                                   "--skip-sha256", "--n_jobs", 2), sig, float(RNG.uniform(1.5, 4.5)))
-    if out.exists():  # renamed into place before the signal took effect (rc 0, or killed while
+    finished = out.exists()
+    if finished:  # renamed into place before the signal took effect (rc 0, or killed while
         Store(out).verify()  # exiting): then it must be whole
     else:
         assert rc != 0
@@ -91,7 +92,9 @@ def test_encode_killed_leaves_nothing_partial(json201, tmp_path, sig):
         while any(_alive(k) for k in kids) and time.time() < deadline:
             time.sleep(0.2)
         assert not any(_alive(k) for k in kids), "a worker outlived the killed encode"
-        if sig != signal.SIGKILL:
+        if finished:  # the interpreter's shutdown restores the default handlers: killed outright
+            assert rc in (128 + sig, -sig)
+        elif sig != signal.SIGKILL:
             assert rc == 128 + sig and err.strip().splitlines()[-1].startswith("error: interrupted")
             assert _temps(tmp_path) == []
     again = _cli("encode", "--bench", 201, "--data_path", json201, "--out", out, "--skip-sha256", "--n_jobs", 2)
@@ -111,7 +114,10 @@ def test_ctrl_c_to_the_whole_process_group_is_one_line(json201, tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     err = err.decode()
-    if proc.returncode != 0:
+    if proc.returncode != 0 and out.exists():  # finished, then killed while the interpreter shut down
+        Store(out).verify()
+        assert proc.returncode in (130, -signal.SIGINT), err
+    elif proc.returncode != 0:
         assert proc.returncode == 130 and "Traceback" not in err, err
         assert err.strip().splitlines()[-1].startswith("error: interrupted by SIGINT")
         assert list(tmp_path.iterdir()) == []
